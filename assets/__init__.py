@@ -1,0 +1,1 @@
+"""Shipped model packages and application resources (installed as ``malbeot_assets``)."""

@@ -1,0 +1,326 @@
+"""Model packages: a folder with ``card.json``, the config, weights and tokenizers.
+
+Layout of a package folder::
+
+    <name>/
+      card.json        what the model is (see :class:`ModelCard`) + size and sha256 of every file
+      config.yaml      the frozen config the model is rebuilt from
+      *.keras          uncompiled Keras models (loaded with ``safe_mode=True``)
+      *.model          SentencePiece tokenizers
+      ...              anything else the card lists (plots, reports)
+
+:func:`load_package` verifies every listed file's size and SHA-256 before
+anything is deserialised and refuses an incomplete or corrupted package with
+an error naming the file. Models are saved uncompiled, so a package written
+under one Keras backend loads under any other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from . import assets
+from .config import ConfigError, from_dict, to_yaml
+from .tokenizer import Tokenizer
+
+if TYPE_CHECKING:  # keras is imported only when a model is saved or loaded
+    import keras
+
+FORMAT_VERSION = 1
+CARD_FILE = "card.json"
+CONFIG_FILE = "config.yaml"
+TASKS = ("sentiment", "translation", "generation", "test")
+
+
+class PackageError(ValueError):
+    """A model package is missing, incomplete or corrupted."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One corpus a model was trained on."""
+
+    name: str
+    rows: int = 0
+    license: str = ""
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model package is; written to ``card.json``.
+
+    metrics: ``{split name: {metric: value}}``; the split name says what the
+        figures were measured on (e.g. ``"validation (10 % hash split of NSMC train)"``).
+    files: relative path → size and sha256, filled in when the package is written.
+    backend: the Keras backend the weights were trained on.
+    """
+
+    name: str
+    task: str
+    languages: tuple[str, ...]
+    version: str = "1.0.0"
+    description: str = ""
+    created: str = ""
+    data: tuple[DataSource, ...] = ()
+    license: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, FileEntry] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+    backend: str = ""
+    keras_version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(entry.size for entry in self.files.values())
+
+    def to_json(self) -> str:
+        body = dataclasses.asdict(self)
+        body["languages"] = list(self.languages)
+        body["size_bytes"] = self.size_bytes
+        return json.dumps(body, ensure_ascii=False, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, where: str = CARD_FILE) -> "ModelCard":
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PackageError(f"{where}: not valid JSON ({exc})") from None
+        if not isinstance(body, dict):
+            raise PackageError(f"{where}: expected a JSON object")
+        body.pop("size_bytes", None)
+        files = body.pop("files", {})
+        try:
+            card = from_dict(cls, body, where)
+            parsed = {str(k): from_dict(FileEntry, v, f"{where}: files[{k!r}]") for k, v in dict(files).items()}
+        except (ConfigError, TypeError, ValueError) as exc:
+            raise PackageError(str(exc)) from None
+        return dataclasses.replace(card, files=parsed)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- verification
+def read_card(path: str | os.PathLike) -> ModelCard:
+    """The card of a package folder, without checking its files."""
+    path = Path(path)
+    card_path = path / CARD_FILE
+    if not path.is_dir():
+        raise PackageError(f"model package not found: {path}")
+    if not card_path.is_file():
+        raise PackageError(f"{card_path}: missing; not a model package")
+    card = ModelCard.from_json(card_path.read_text(encoding="utf-8"), str(card_path))
+    if card.format_version > FORMAT_VERSION:
+        raise PackageError(
+            f"{card_path}: package format {card.format_version} is newer than this app supports "
+            f"({FORMAT_VERSION}); update Malbeot"
+        )
+    if card.task not in TASKS:
+        raise PackageError(f"{card_path}: unknown task {card.task!r}")
+    if CONFIG_FILE not in card.files:
+        raise PackageError(f"{card_path}: the card lists no {CONFIG_FILE}")
+    return card
+
+
+def verify_package(path: str | os.PathLike) -> ModelCard:
+    """Check that every file the card lists is present with its size and SHA-256."""
+    path = Path(path)
+    card = read_card(path)
+    root = path.resolve()
+    for rel, entry in card.files.items():
+        file_path = (path / rel).resolve()
+        if root not in file_path.parents:
+            raise PackageError(f"{path / CARD_FILE}: file entry {rel!r} points outside the package")
+        if not file_path.is_file():
+            raise PackageError(f"{path / rel}: missing from the package (listed in {CARD_FILE})")
+        size = file_path.stat().st_size
+        if size != entry.size:
+            raise PackageError(f"{path / rel}: corrupted or incomplete ({size} bytes, the card says {entry.size})")
+        if sha256_file(file_path) != entry.sha256:
+            raise PackageError(f"{path / rel}: corrupted (SHA-256 does not match the card)")
+    return card
+
+
+# ---------------------------------------------------------------- the package
+class Package:
+    """A verified model package. Models and tokenizers load on first use."""
+
+    def __init__(self, path: str | os.PathLike, card: ModelCard):
+        self.path = Path(path)
+        self.card = card
+        self._tokenizers: dict[str, Tokenizer] = {}
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    def __repr__(self) -> str:
+        return f"Package({self.card.name!r}, task={self.card.task!r}, path={str(self.path)!r})"
+
+    def file(self, rel: str) -> Path:
+        if rel not in self.card.files:
+            raise PackageError(f"{self.path}: the package has no file {rel!r}")
+        return self.path / rel
+
+    def config(self, cls: type) -> Any:
+        """The package's config as dataclass ``cls``."""
+        from .config import from_yaml
+
+        try:
+            return from_yaml(cls, self.file(CONFIG_FILE).read_text(encoding="utf-8"), str(self.file(CONFIG_FILE)))
+        except ConfigError as exc:
+            raise PackageError(str(exc)) from None
+
+    def tokenizer(self, name: str = "tokenizer") -> Tokenizer:
+        if name not in self._tokenizers:
+            self._tokenizers[name] = Tokenizer.load(self.file(f"{name}.model"))
+        return self._tokenizers[name]
+
+    def load_model(self, name: str = "model") -> "keras.Model":
+        """Load ``<name>.keras`` with ``safe_mode=True`` (no arbitrary code)."""
+        import keras
+
+        from . import models  # noqa: F401  registers the project's layers
+
+        path = self.file(f"{name}.keras")
+        try:
+            return keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as exc:  # keras raises many kinds; the user needs the file name
+            raise PackageError(f"{path}: cannot load the Keras model ({type(exc).__name__}: {exc})") from exc
+
+
+def load_package(path: str | os.PathLike) -> Package:
+    """Verify and open the package folder at ``path``."""
+    return Package(path, verify_package(path))
+
+
+def write_package(
+    path: str | os.PathLike,
+    card: ModelCard,
+    config: Any,
+    models: Mapping[str, "keras.Model"] = {},
+    tokenizers: Mapping[str, Tokenizer] = {},
+    files: Mapping[str, bytes | Path] = {},
+) -> Package:
+    """Write a complete package to ``path`` (replacing what is there) and return it.
+
+    The package is assembled in a temporary sibling folder and moved into
+    place, so a crash never leaves a half-written package under ``path``.
+    ``created``, ``backend``, ``keras_version`` and ``files`` of the card are
+    filled in here.
+    """
+    import keras
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        (staging / CONFIG_FILE).write_text(to_yaml(config), encoding="utf-8")
+        for name, model in models.items():
+            model.save(staging / f"{name}.keras")
+        for name, tokenizer in tokenizers.items():
+            tokenizer.save(staging / f"{name}.model")
+        for rel, content in files.items():
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, (bytes, bytearray)):
+                target.write_bytes(content)
+            else:
+                shutil.copyfile(content, target)
+        entries = {
+            p.relative_to(staging).as_posix(): FileEntry(p.stat().st_size, sha256_file(p))
+            for p in sorted(staging.rglob("*"))
+            if p.is_file()
+        }
+        card = dataclasses.replace(
+            card,
+            created=card.created or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            backend=keras.backend.backend(),
+            keras_version=keras.__version__,
+            files=entries,
+            format_version=FORMAT_VERSION,
+        )
+        (staging / CARD_FILE).write_text(card.to_json(), encoding="utf-8")
+        if path.exists():
+            shutil.rmtree(path)
+        staging.rename(path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return load_package(path)
+
+
+# ---------------------------------------------------------------- discovery
+def iter_packages() -> Iterator[tuple[Path, ModelCard | PackageError]]:
+    """Every package folder in the model folders, with its card or the error reading it.
+
+    User models come first and hide shipped ones of the same name.
+    """
+    seen: set[str] = set()
+    for root in assets.model_dirs():
+        if not root.is_dir():
+            continue
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if folder.name in seen:
+                continue
+            seen.add(folder.name)
+            try:
+                yield folder, read_card(folder)
+            except PackageError as exc:
+                yield folder, exc
+
+
+def find_package(name: str) -> Path:
+    """The folder of the installed package called ``name`` (or a path to one)."""
+    direct = Path(name)
+    if (direct / CARD_FILE).is_file():
+        return direct
+    for root in assets.model_dirs():
+        candidate = root / name
+        if candidate.is_dir():
+            return candidate
+    known = sorted(p.name for p, _ in iter_packages())
+    raise PackageError(f"no model package named {name!r}; installed: {', '.join(known) or 'none'}")
+
+
+def install_package(source: str | os.PathLike) -> Path:
+    """Verify a package folder and copy it into the user models folder."""
+    source = Path(source)
+    card = verify_package(source)
+    target = assets.user_models_dir() / card.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{card.name}-", dir=target.parent))
+    try:
+        for rel in [CARD_FILE, *card.files]:
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / rel, staging / rel)
+        verify_package(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,43 @@
+"""The core stays light: no TensorFlow, JAX, Keras or Qt at import time."""
+
+import subprocess
+import sys
+
+CORE_MODULES = [
+    "nlpcore",
+    "nlpcore.cli",
+    "nlpcore.tokenizer",
+    "nlpcore.data",
+    "nlpcore.packages",
+    "nlpcore.config",
+    "nlpcore.assets",
+    "nlpcore.numpy_rnn",
+]
+
+
+def test_core_imports_no_framework():
+    code = (
+        f"import sys, {', '.join(CORE_MODULES)}; "
+        "heavy = [m for m in ('tensorflow', 'jax', 'keras', 'torch', 'PySide6') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_cli_help_imports_no_framework():
+    code = (
+        "import sys; from nlpcore import cli\n"
+        "try:\n    cli.main(['models', '--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, capture_output=True)
+
+
+def test_core_never_imports_qt():
+    from pathlib import Path
+
+    import nlpcore
+
+    for path in Path(nlpcore.__file__).parent.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "PySide6" not in text and "import desktop" not in text, path

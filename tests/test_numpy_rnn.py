@@ -1,0 +1,60 @@
+"""The hand-computed RNN of the lessons, and the NumPy cells against Keras."""
+
+import numpy as np
+import pytest
+
+from nlpcore.numpy_rnn import lstm, simple_rnn, softmax
+
+VOCAB = ["h", "e", "l", "o", "<EOS>"]
+W_XH = np.array([[-2.6, -1.6, -2.1], [1.2, 0.4, 0.3], [2.1, 1.9, -0.7], [-1.4, -1.5, 2.5], [-0.9, 0.4, -0.9]])
+W_HH = np.array([[-0.5, -2.3, 2.9], [1.9, 1.5, 1.7], [-0.7, -1.2, 1.5]])
+B_H = np.array([-0.5, -0.4, -1.0])
+W_HY = np.array([[0.3, -2.6, 1.2, 2.6, -1.1], [-1.1, -2.4, 2.2, 1.6, -2.4], [-0.4, -3.1, -3.0, 3.6, 3.0]])
+B_Y = np.array([-1.8, -0.5, 1.3, 0.1, 0.8])
+HELLO = np.eye(5)[[VOCAB.index(c) for c in "hello"]]  # one-hot h, e, l, l, o
+
+
+def test_hello_table():
+    states = simple_rnn(HELLO, W_XH, W_HH, B_H)
+    # h_1 = tanh([1,0,0,0,0] W_xh + 0 + b_h) = tanh([-3.1, -2.0, -3.1])
+    np.testing.assert_allclose(states[0], [-0.99594936, -0.96402758, -0.99594936], atol=1e-8)
+    probs = softmax(states @ W_HY + B_Y)
+    assert [VOCAB[i] for i in probs.argmax(-1)] == ["e", "l", "l", "o", "<EOS>"]
+    np.testing.assert_allclose(probs.sum(-1), 1.0)
+
+
+def test_keras_simple_rnn_agrees():
+    import keras
+
+    inputs = keras.Input((5, 5))
+    hidden = keras.layers.SimpleRNN(3, return_sequences=True)(inputs)
+    outputs = keras.layers.Dense(5)(hidden)
+    model = keras.Model(inputs, outputs)
+    model.layers[1].set_weights([W_XH, W_HH, B_H])
+    model.layers[2].set_weights([W_HY, B_Y])
+    keras_states = keras.Model(inputs, hidden)(HELLO[None].astype("float32"))
+    keras_logits = model(HELLO[None].astype("float32"))
+    ours = simple_rnn(HELLO, W_XH, W_HH, B_H)
+    np.testing.assert_allclose(np.asarray(keras_states)[0], ours, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(keras_logits)[0], ours @ W_HY + B_Y, atol=1e-5)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_lstm_matches_keras_with_mask(go_backwards):
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 6, 4)).astype("float32")
+    mask = np.array([[1] * 6, [1] * 4 + [0] * 2, [1] * 1 + [0] * 5], dtype=bool)  # right-padded
+    layer = keras.layers.LSTM(5, return_sequences=True, return_state=True, go_backwards=go_backwards)
+    seq, h, c = layer(x, mask=mask)
+    kernel, recurrent, bias = layer.get_weights()
+    bias = bias + rng.normal(size=bias.shape).astype("float32")
+    layer.set_weights([kernel, recurrent, bias])
+    seq, h, c = layer(x, mask=mask)
+    out, h_np, c_np = lstm(x, kernel, recurrent, bias, mask=mask, reverse=go_backwards)
+    np.testing.assert_allclose(np.asarray(h), h_np, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(c), c_np, atol=1e-5)
+    if not go_backwards:  # Keras returns backward outputs in reversed time order
+        valid = mask[..., None]
+        np.testing.assert_allclose(np.asarray(seq) * valid, out * valid, atol=1e-5)

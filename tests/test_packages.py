@@ -1,0 +1,175 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlpcore import packages
+from nlpcore.packages import DataSource, ModelCard, PackageError
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    vocab_size: int = 360
+    units: int = 8
+
+
+def tiny_model(config: TinyConfig):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(config.vocab_size, 8, mask_zero=True)(inputs)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(config.units))(x)
+    outputs = keras.layers.Dense(2, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+CARD = ModelCard(
+    name="tiny-test",
+    task="test",
+    languages=("ko", "en"),
+    description="a tiny model for tests",
+    data=(DataSource("fixture", rows=300, license="CC0"),),
+    license="CC0-1.0",
+    metrics={"validation (fixture)": {"accuracy": 0.5}},
+)
+
+
+@pytest.fixture
+def package(tmp_path, tiny_tokenizer):
+    config = TinyConfig(vocab_size=tiny_tokenizer.vocab_size)
+    return packages.write_package(
+        tmp_path / "tiny-test", CARD, config, {"model": tiny_model(config)}, {"tokenizer": tiny_tokenizer},
+        files={"notes.txt": b"hello"},
+    )
+
+
+def test_round_trip(package, tiny_tokenizer):
+    card = package.card
+    assert set(card.files) == {"config.yaml", "model.keras", "tokenizer.model", "notes.txt"}
+    assert card.backend == "tensorflow" and card.keras_version and card.created
+    assert card.data[0].license == "CC0" and card.size_bytes == sum(e.size for e in card.files.values())
+    on_disk = json.loads((package.path / "card.json").read_text())
+    assert on_disk["size_bytes"] == card.size_bytes and on_disk["languages"] == ["ko", "en"]
+
+    reopened = packages.load_package(package.path)
+    assert reopened.card == card
+    assert reopened.config(TinyConfig) == TinyConfig(vocab_size=tiny_tokenizer.vocab_size)
+    assert reopened.tokenizer().encode("나는 너를 사랑해.") == tiny_tokenizer.encode("나는 너를 사랑해.")
+    ids = np.array([tiny_tokenizer.encode("I love you.") + [0, 0]], dtype="int32")
+    original = tiny_model(reopened.config(TinyConfig))
+    loaded = reopened.load_model()
+    assert not loaded.compiled
+    np.testing.assert_allclose(np.asarray(loaded(ids)), np.asarray(original(ids)), atol=1e-6)
+
+
+def test_flipped_byte_is_refused_naming_the_file(package):
+    weights = package.path / "model.keras"
+    blob = bytearray(weights.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(PackageError, match=r"model\.keras: corrupted \(SHA-256"):
+        packages.load_package(package.path)
+
+
+def test_incomplete_packages_are_refused(package):
+    (package.path / "notes.txt").write_bytes(b"hell")
+    with pytest.raises(PackageError, match=r"notes\.txt: corrupted or incomplete \(4 bytes, the card says 5\)"):
+        packages.load_package(package.path)
+    (package.path / "notes.txt").write_bytes(b"hello")
+    packages.load_package(package.path)
+    (package.path / "tokenizer.model").unlink()
+    with pytest.raises(PackageError, match=r"tokenizer\.model: missing from the package"):
+        packages.verify_package(package.path)
+    (package.path / "card.json").unlink()
+    with pytest.raises(PackageError, match=r"card\.json: missing"):
+        packages.load_package(package.path)
+    with pytest.raises(PackageError, match="not found"):
+        packages.load_package(package.path / "nowhere")
+
+
+def _edit_card(package, **changes):
+    path = package.path / "card.json"
+    body = json.loads(path.read_text())
+    body.update(changes)
+    path.write_text(json.dumps(body))
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"format_version": 99}, "newer than this app supports"),
+        ({"task": "poetry"}, "unknown task"),
+        ({"languages": 5}, "languages"),
+        ({"files": {"../outside.txt": {"size": 1, "sha256": "0"}, "config.yaml": {"size": 1, "sha256": "0"}}},
+         "points outside the package"),
+    ],
+)
+def test_bad_cards_are_refused(package, changes, message):
+    _edit_card(package, **changes)
+    with pytest.raises(PackageError, match=message):
+        packages.load_package(package.path)
+
+
+def test_unsafe_lambda_layer_is_refused(tmp_path, tiny_tokenizer):
+    import keras
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    with pytest.raises(PackageError, match=r"model\.keras: cannot load"):
+        packages.write_package(tmp_path / "unsafe", CARD, TinyConfig(), {"model": model}).load_model()
+
+
+def test_install_find_and_list(package, _user_home):
+    target = packages.install_package(package.path)
+    assert target == _user_home / "models" / "tiny-test"
+    assert packages.find_package("tiny-test") == target
+    listed = dict((p.name, c) for p, c in packages.iter_packages())
+    assert listed["tiny-test"].name == "tiny-test"
+    (target / "model.keras").write_bytes(b"broken")
+    with pytest.raises(PackageError, match="model.keras"):
+        packages.install_package(target)
+    with pytest.raises(PackageError, match="no model package named 'nothing'"):
+        packages.find_package("nothing")
+
+
+SAVE_UNDER_JAX = textwrap.dedent(
+    """
+    import sys, numpy as np
+    sys.path.insert(0, {tests!r})
+    from conftest import sample_corpus
+    from test_packages import CARD, TinyConfig, tiny_model
+    from nlpcore import packages
+    from nlpcore.tokenizer import Tokenizer, TokenizerConfig
+    import keras
+    assert keras.backend.backend() == "jax"
+    tok = Tokenizer.train(sample_corpus(), TokenizerConfig(vocab_size=360, character_coverage=1.0))
+    config = TinyConfig(vocab_size=tok.vocab_size)
+    pkg = packages.write_package({out!r}, CARD, config, {{"model": tiny_model(config)}}, {{"tokenizer": tok}})
+    ids = np.array([tok.encode("나는 너를 사랑해.") + [0, 0, 0]], dtype="int32")
+    np.save({ids!r}, ids)
+    np.save({probs!r}, np.asarray(pkg.load_model()(ids)))
+    """
+)
+
+
+def test_package_saved_under_jax_loads_under_tensorflow(tmp_path):
+    pytest.importorskip("jax")
+    out, ids, probs = tmp_path / "jax-pkg", tmp_path / "ids.npy", tmp_path / "probs.npy"
+    script = SAVE_UNDER_JAX.format(tests=str(Path(__file__).parent), out=str(out), ids=str(ids), probs=str(probs))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path, timeout=300)
+
+    import keras
+
+    assert keras.backend.backend() == "tensorflow"
+    package = packages.load_package(out)
+    assert package.card.backend == "jax"
+    got = np.asarray(package.load_model()(np.load(ids)))
+    np.testing.assert_allclose(got, np.load(probs), atol=1e-5)

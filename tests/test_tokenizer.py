@@ -1,0 +1,122 @@
+import sentencepiece as spm
+import io
+import unicodedata
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from conftest import sample_corpus
+from nlpcore.tokenizer import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    UNK_ID,
+    Tokenizer,
+    TokenizerConfig,
+    TokenizerError,
+)
+
+ROUND_TRIP = [
+    "나는 너를 사랑해.",
+    "스토리가 지루하고 결말이 최악이었다 ㅋㅋㅋ ㅠㅠ",
+    "I love you.",
+    "Je t'aime. L'été à Paris est très agréable !",
+    "Emoji 😀👍🏽🇰🇷 and 한국어 mixed: café, naïve, 2024.",
+    "처음 보는 글자: 鬱 ÆØÅ Ωμέγα",  # never seen in training: byte fallback
+]
+
+
+@pytest.mark.parametrize("text", ROUND_TRIP)
+def test_round_trip(tiny_tokenizer, text):
+    ids = tiny_tokenizer.encode(text)
+    assert UNK_ID not in ids
+    assert tiny_tokenizer.decode(ids) == text
+    assert tiny_tokenizer.decode_pieces(tiny_tokenizer.encode_pieces(text)) == text
+
+
+def test_special_ids(tiny_tokenizer):
+    assert (PAD_ID, UNK_ID, BOS_ID, EOS_ID) == (0, 1, 2, 3)
+    assert tiny_tokenizer.id_to_piece(PAD_ID) == "<pad>"
+    assert tiny_tokenizer.piece_to_id("</s>") == EOS_ID
+    ids = tiny_tokenizer.encode("I love you.", add_bos=True, add_eos=True)
+    assert ids[0] == BOS_ID and ids[-1] == EOS_ID
+    assert tiny_tokenizer.decode([PAD_ID, *ids, PAD_ID]) == "I love you."
+    assert all(tiny_tokenizer.is_special(i) for i in (0, 1, 2, 3))
+
+
+def test_batch_encode_matches_single(tiny_tokenizer):
+    batch = tiny_tokenizer.encode(ROUND_TRIP)
+    assert batch == [tiny_tokenizer.encode(t) for t in ROUND_TRIP]
+
+
+def test_nfc_normalisation(tiny_tokenizer):
+    decomposed = unicodedata.normalize("NFD", "café 한국어")
+    assert decomposed != "café 한국어"
+    assert tiny_tokenizer.encode(decomposed) == tiny_tokenizer.encode("café 한국어")
+
+
+def test_load_from_path_and_bytes(tiny_tokenizer, tmp_path):
+    path = tiny_tokenizer.save(tmp_path / "tok.model")
+    from_path = Tokenizer.load(path)
+    from_bytes = Tokenizer.load(path.read_bytes())
+    for tok in (from_path, from_bytes):
+        assert tok.vocab_size == tiny_tokenizer.vocab_size == 360
+        assert tok.encode(ROUND_TRIP[0]) == tiny_tokenizer.encode(ROUND_TRIP[0])
+
+
+def test_training_is_deterministic(tiny_tokenizer):
+    again = Tokenizer.train(sample_corpus(), TokenizerConfig(vocab_size=360, character_coverage=1.0))
+    assert again.to_bytes() == tiny_tokenizer.to_bytes()
+
+
+def test_bpe_and_bad_model_type():
+    bpe = Tokenizer.train(sample_corpus(), TokenizerConfig(vocab_size=370, model_type="bpe"))
+    assert bpe.decode(bpe.encode("나는 너를 사랑해.")) == "나는 너를 사랑해."
+    with pytest.raises(TokenizerError, match="model_type"):
+        Tokenizer.train(sample_corpus(), TokenizerConfig(model_type="word"))
+
+
+def test_impossible_vocab_size_is_a_clear_error():
+    with pytest.raises(TokenizerError, match="SentencePiece training failed"):
+        Tokenizer.train(["tiny corpus"], TokenizerConfig(vocab_size=50_000))
+
+
+def test_rejects_garbage_and_foreign_special_ids(tmp_path):
+    with pytest.raises(TokenizerError, match="not a SentencePiece model"):
+        Tokenizer.load(b"definitely not a protobuf")
+    with pytest.raises(TokenizerError, match="not found"):
+        Tokenizer.load(tmp_path / "missing.model")
+    buffer = io.BytesIO()  # SentencePiece's defaults: unk 0, bos 1, eos 2, no pad
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sample_corpus()), model_writer=buffer, vocab_size=100, minloglevel=2
+    )
+    with pytest.raises(TokenizerError, match="special ids"):
+        Tokenizer.load(buffer.getvalue())
+
+
+def test_piece_words(tiny_tokenizer):
+    text = "나는 너를 사랑해. I love café"
+    ids = tiny_tokenizer.encode(text)
+    words = tiny_tokenizer.piece_words(ids)
+    assert words[0] == 0 and words == sorted(words)
+    assert max(words) + 1 == len(text.split())
+    pieces = [tiny_tokenizer.id_to_piece(i) for i in ids]
+    for w, word in enumerate(text.split()):
+        merged = tiny_tokenizer.decode([i for i, k in zip(ids, words) if k == w])
+        assert merged == word, (pieces, words)
+
+
+WORD = st.text(
+    alphabet=st.characters(
+        categories=("L", "N", "P", "S"), exclude_characters="\u2581"
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(WORD, min_size=1, max_size=6))
+def test_round_trip_property(tiny_tokenizer, words):
+    text = unicodedata.normalize("NFC", " ".join(words))
+    assert tiny_tokenizer.decode(tiny_tokenizer.encode(text)) == text
