@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
@@ -216,6 +217,21 @@ def load_package(path: str | os.PathLike) -> Package:
     return Package(path, verify_package(path))
 
 
+@contextmanager
+def _staged(target: Path) -> Iterator[Path]:
+    """A temporary sibling folder that replaces ``target`` if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def write_package(
     path: str | os.PathLike,
     card: ModelCard,
@@ -234,9 +250,7 @@ def write_package(
     import keras
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    try:
+    with _staged(path) as staging:
         (staging / CONFIG_FILE).write_text(to_yaml(config), encoding="utf-8")
         for name, model in models.items():
             model.save(staging / f"{name}.keras")
@@ -263,12 +277,6 @@ def write_package(
             format_version=FORMAT_VERSION,
         )
         (staging / CARD_FILE).write_text(card.to_json(), encoding="utf-8")
-        if path.exists():
-            shutil.rmtree(path)
-        staging.rename(path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return load_package(path)
 
 
@@ -310,17 +318,9 @@ def install_package(source: str | os.PathLike) -> Path:
     source = Path(source)
     card = verify_package(source)
     target = assets.user_models_dir() / card.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{card.name}-", dir=target.parent))
-    try:
+    with _staged(target) as staging:
         for rel in [CARD_FILE, *card.files]:
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source / rel, staging / rel)
         verify_package(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
