@@ -1,0 +1,1 @@
+"""Reusable widgets: chat view, message bubbles, heatmap, probability bars."""

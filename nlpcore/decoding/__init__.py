@@ -1,0 +1,1 @@
+"""Search and sampling over a step function: they never depend on a model class."""
