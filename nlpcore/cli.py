@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from . import __version__
 
@@ -82,6 +82,129 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- sentiment
+def _read_stdin_lines() -> Iterator[tuple[str | None, str | None]]:
+    """(text, error) per stdin line; a line that is not UTF-8 gives an error, not a crash."""
+    for raw in sys.stdin.buffer:
+        raw = raw.rstrip(b"\r\n")
+        try:
+            yield raw.decode("utf-8"), None
+        except UnicodeDecodeError:
+            yield None, "line is not valid UTF-8"
+
+
+def _chunks(items, size: int):
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _sentiment_line(result, as_json: bool, explain: bool) -> tuple[dict[str, Any], str]:
+    record = result.to_json()
+    if not explain:
+        record.pop("contributions", None)
+    if result.error is not None:
+        return record, f"error\t{result.error}"
+    return record, f"{result.label}\t{result.score:.4f}\t{result.model}\t{result.text}"
+
+
+def _cmd_sentiment(args: argparse.Namespace) -> int:
+    from .packages import PackageError
+    from .services import Sentiment, SentimentResult
+
+    names = ("sentiment-ko", "sentiment-en") if args.model == "auto" else (args.model,)
+    try:
+        service = Sentiment.load(names)
+    except PackageError as exc:
+        return fail(str(exc))
+    explain = args.explain
+
+    if args.input:
+        return _sentiment_file(service, args)
+
+    if args.texts:
+        source = ((t, None) for t in args.texts)
+    else:
+        source = _read_stdin_lines()
+    for chunk in _chunks(source, 2048):
+        texts = [t if t is not None else "" for t, _ in chunk]
+        try:
+            results = service.predict(texts, model=args.model, explain=explain)
+        except PackageError as exc:
+            return fail(str(exc))
+        for (text, error), result in zip(chunk, results):
+            if error is not None:
+                result = SentimentResult(text="", error=error)
+            record, line = _sentiment_line(result, args.json, explain)
+            emit(record, args.json, line)
+    return EXIT_OK
+
+
+def _sentiment_file(service, args: argparse.Namespace) -> int:
+    import csv
+
+    from .data import CorpusError, read_user_texts
+
+    try:
+        rows = list(read_user_texts(args.input, args.column))
+    except CorpusError as exc:
+        return fail(str(exc))
+    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else None
+    progress = None
+    if out is not None:
+        from keras.utils import Progbar
+
+        progress = Progbar(len(rows), unit_name="text")
+        writer = csv.writer(out)
+        writer.writerow(["line", "text", "label", "score", "model", "language", "error"])
+    done = 0
+    try:
+        for chunk in _chunks(rows, 2048):
+            results = service.predict([t for _, t in chunk], model=args.model, explain=False)
+            for (line, text), result in zip(chunk, results):
+                if out is not None:
+                    writer.writerow([line, text, result.label, f"{result.score:.6f}" if not result.error else "",
+                                     result.model, result.language if not result.error else "", result.error or ""])
+                else:
+                    record, plain = _sentiment_line(result, args.json, False)
+                    emit({"line": line, **record}, args.json, plain)
+            done += len(chunk)
+            if progress is not None:
+                progress.update(done)
+    finally:
+        if out is not None:
+            out.close()
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- train
+TRAINERS = {
+    "sentiment": ("nlpcore.train.sentiment", "SentimentTrainConfig"),
+}
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import importlib
+
+    from .config import ConfigError, load_config
+
+    if args.task not in TRAINERS:
+        return fail(f"training '{args.task}' models is not available in this version yet", EXIT_UNAVAILABLE)
+    module_name, config_name = TRAINERS[args.task]
+    module = importlib.import_module(module_name)
+    try:
+        config = load_config(getattr(module, config_name), args.config)
+    except ConfigError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    module.train(config, resume=args.resume, output=args.output)
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -97,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    p = command("train", "train a model from a YAML config and write a model package", _unavailable("train"))
+    p = command("train", "train a model from a YAML config and write a model package", _cmd_train)
     p.add_argument("task", choices=["sentiment", "translation", "lm"], help="what to train")
     p.add_argument("--config", required=True, help="YAML config file")
     p.add_argument("--output", help="package folder to write (default: from the config)")
@@ -107,8 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="package name or folder")
     p.add_argument("--input", help="labelled file (default: the package's validation split)")
 
-    p = command("sentiment", "classify texts as positive or negative", _unavailable("sentiment"))
+    p = command("sentiment", "classify texts as positive or negative", _cmd_sentiment)
     p.add_argument("--model", default="auto", help="sentiment-ko, sentiment-en or auto (by script; default)")
+    p.add_argument("--explain", action="store_true", help="add per-word contributions (JSON: [word, score] pairs)")
     p.add_argument("--input", help="CSV/TSV/TXT file to classify in bulk")
     p.add_argument("--column", help="text column of --input")
     p.add_argument("--output", help="CSV file to write for --input")
@@ -143,7 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
+    if args.command != "train":
+        # Inference runs in NumPy; TensorFlow only loads the weights, and without
+        # its oneDNN kernels it starts silently.
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
         return args.handler(args)
     except KeyboardInterrupt:

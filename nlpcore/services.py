@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
+
+from .text import count_scripts, squeeze_spaces, word_spans
 
 # ====================================================================== sentiment
 LABELS = ("negative", "positive")
@@ -184,6 +188,7 @@ class CancelFlag:
 
 
 __all__ = [
+    "Sentiment",
     "LABELS",
     "WordContribution",
     "SentimentResult",
@@ -195,3 +200,145 @@ __all__ = [
     "GeneratedPiece",
     "CancelFlag",
 ]
+
+
+# ====================================================================== services
+class _ClassifierRunner:
+    """One loaded sentiment package: tokenizer + NumPy forward pass (Keras fallback)."""
+
+    def __init__(self, package):
+        from .inference import NumpyClassifier
+        from .train.sentiment import SentimentTrainConfig
+
+        self.name = package.card.name
+        self.language = package.card.languages[0] if package.card.languages else ""
+        self.config = package.config(SentimentTrainConfig).model
+        self.tokenizer = package.tokenizer()
+        model = package.load_model()
+        if self.config.encoder in NumpyClassifier.SUPPORTED:
+            self._forward = NumpyClassifier(model, self.config)
+        else:  # conv front ends run through Keras, one compiled call per batch
+            self._forward = lambda ids: np.asarray(model.predict_on_batch(ids))
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [ids[: self.config.max_length] for ids in self.tokenizer.encode(list(texts))]
+
+    def probabilities(self, sequences: Sequence[Sequence[int]], batch_size: int = 256) -> np.ndarray:
+        """[N, C] class probabilities, batching sequences of similar length."""
+        from .train.common import pad_batch
+
+        out = np.zeros((len(sequences), self.config.num_classes), dtype=np.float32)
+        order = np.argsort([len(s) for s in sequences], kind="stable")
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            out[rows] = self._forward(pad_batch([sequences[i] for i in rows]))
+        return out
+
+    def contributions(self, text: str, ids: list[int], score: float, max_spans: int = 48) -> tuple[WordContribution, ...]:
+        """Occlusion: how much P(positive) drops when each word is left out.
+
+        text: the original text (offsets refer to it); ids: its encoding
+        (whitespace-separated words map one-to-one to the tokenizer's words).
+
+        Long texts are occluded in spans of consecutive words (at most
+        ``max_spans`` variants, one batch); each word then gets its span's
+        change divided by the span length.
+        """
+        spans = word_spans(text)
+        piece_word = self.tokenizer.piece_words(ids)
+        words_seen = (max(piece_word) + 1) if piece_word else 0
+        scores = [0.0] * len(spans)
+        if words_seen and len(spans):
+            n = min(words_seen, len(spans))
+            width = -(-n // max_spans)
+            groups = [range(start, min(start + width, n)) for start in range(0, n, width)]
+            variants = [[i for i, w in zip(ids, piece_word) if not (g.start <= w < g.stop)] for g in groups]
+            positive = self.probabilities(variants)[:, 1]
+            for group, p in zip(groups, positive):
+                for w in group:
+                    scores[w] = float(score - p) / len(group)
+        return tuple(WordContribution(word, start, end, s) for (word, start, end), s in zip(spans, scores))
+
+
+class Sentiment:
+    """Positive/negative classification of Korean and English text.
+
+    ``model="auto"`` routes each text by script (Hangul → ``sentiment-ko``,
+    Latin → ``sentiment-en``; mixed text goes to the majority script, Hangul
+    syllables weighted ×3); a text in a language with no installed model goes
+    to the other model.
+    """
+
+    MODEL_FOR_LANGUAGE = {"ko": "sentiment-ko", "en": "sentiment-en"}
+
+    def __init__(self, runners: Sequence[_ClassifierRunner]):
+        if not runners:
+            raise ValueError("a Sentiment service needs at least one model")
+        self._runners = {r.name: r for r in runners}
+
+    @classmethod
+    def load(cls, names: Sequence[str] = ("sentiment-ko", "sentiment-en")) -> "Sentiment":
+        """Load the named installed packages; missing ones are skipped, none at all is an error."""
+        from .packages import PackageError, find_package, load_package
+
+        runners, errors = [], []
+        for name in names:
+            try:
+                runners.append(_ClassifierRunner(load_package(find_package(name))))
+            except PackageError as exc:
+                errors.append(str(exc))
+        if not runners:
+            raise PackageError("no sentiment model could be loaded: " + "; ".join(errors))
+        return cls(runners)
+
+    @property
+    def models(self) -> list[str]:
+        return list(self._runners)
+
+    def _route(self, language: str, model: str) -> _ClassifierRunner:
+        if model != "auto":
+            if model not in self._runners:
+                from .packages import PackageError
+
+                raise PackageError(f"sentiment model {model!r} is not installed (installed: {', '.join(self._runners)})")
+            return self._runners[model]
+        preferred = self.MODEL_FOR_LANGUAGE.get(language)
+        if preferred in self._runners:
+            return self._runners[preferred]
+        return next(iter(self._runners.values()))
+
+    def predict(self, texts: Sequence[str], model: str = "auto", explain: bool = True) -> list[SentimentResult]:
+        """Classify each text; the result list has one entry per input, in order.
+
+        Empty or non-text inputs give a result with ``error`` set. With
+        ``explain``, each result carries per-word contributions.
+        """
+        results: list[SentimentResult | None] = [None] * len(texts)
+        groups: dict[str, list[tuple[int, str, str]]] = {}
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                results[index] = SentimentResult(text=repr(text), error="not a text")
+                continue
+            clean = squeeze_spaces(text)
+            if not clean:
+                results[index] = SentimentResult(text=text, error="empty text")
+                continue
+            counts = count_scripts(clean)
+            runner = self._route(counts.majority, model)
+            groups.setdefault(runner.name, []).append((index, clean, counts.language))
+        for name, items in groups.items():
+            runner = self._runners[name]
+            sequences = runner.encode([clean for _, clean, _ in items])
+            probs = runner.probabilities(sequences)
+            for (index, clean, language), ids, p in zip(items, sequences, probs):
+                score = float(p[1])
+                results[index] = SentimentResult(
+                    text=texts[index],
+                    label=LABELS[int(p.argmax())],
+                    score=score,
+                    probabilities={label: float(v) for label, v in zip(LABELS, p)},
+                    language=language,
+                    model=name,
+                    contributions=runner.contributions(texts[index], ids, score) if explain else (),
+                )
+        return results  # type: ignore[return-value]

@@ -58,6 +58,8 @@ class TokenizerConfig:
     max_sentences: at most this many training sentences are sampled.
     user_symbols: extra pieces that are never split (e.g. language tags).
     seed: sampling seed, so training is repeatable.
+    hard_vocab_limit: when false, a corpus too small for ``vocab_size`` gives a
+        smaller vocabulary instead of an error.
     """
 
     vocab_size: int = 16000
@@ -66,6 +68,7 @@ class TokenizerConfig:
     max_sentences: int = 2_000_000
     user_symbols: tuple[str, ...] = ()
     seed: int = 1234
+    hard_vocab_limit: bool = True
 
 
 class Tokenizer:
@@ -129,6 +132,7 @@ class Tokenizer:
                 eos_piece=EOS_PIECE,
                 user_defined_symbols=list(config.user_symbols),
                 byte_fallback=True,
+                hard_vocab_limit=config.hard_vocab_limit,
                 split_digits=True,
                 normalization_rule_name="identity",
                 max_sentence_length=16384,

@@ -1,0 +1,1 @@
+"""Training entry points: ``nlpcore train <task> --config <yaml>``."""

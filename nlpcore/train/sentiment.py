@@ -1,0 +1,216 @@
+"""Train a sentiment classifier and write its model package.
+
+``nlpcore train sentiment --config configs/sentiment-ko.yaml``
+
+The validation split is a fixed share of ``validation_corpus``, chosen by
+hashing each review's text; reviews from any corpus whose text hashes into
+that share are never trained on, so reviews duplicated between NSMC and its
+raw crawl cannot leak from training into validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import data as corpora
+from ..models.classifier import ClassifierConfig
+from ..packages import DataSource, ModelCard, write_package
+from ..tokenizer import Tokenizer, TokenizerConfig
+from ..services import LABELS
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass(frozen=True)
+class SentimentTrainConfig:
+    """Everything a sentiment run needs; saved in the package as ``config.yaml``.
+
+    corpora: corpus names from :data:`nlpcore.data.CORPORA` (``nsmc``,
+        ``nsmc_raw`` for rating-labelled extra reviews, ``imdb``).
+    validation_corpus / validation_fraction / split_salt: the hash split.
+    max_train_examples: 0 for all; a small number for quick CPU runs.
+    snippets_per_review: extra training examples per review made of one or two
+        of its sentences (same label), so short inputs are in-distribution.
+    """
+
+    name: str = "sentiment-ko"
+    languages: tuple[str, ...] = ("ko",)
+    description: str = ""
+    license: str = ""
+    corpora: tuple[str, ...] = ("nsmc",)
+    validation_corpus: str = "nsmc"
+    validation_fraction: float = 0.1
+    split_salt: str = "malbeot"
+    max_train_examples: int = 0
+    snippets_per_review: int = 0
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    model: ClassifierConfig = ClassifierConfig()
+    batch_size: int = 128
+    epochs: int = 4
+    learning_rate: float = 2e-3
+    clipnorm: float = 1.0
+    patience: int = 1
+    seed: int = 42
+    output: str = "runs/sentiment-ko/package"
+    run_dir: str = "runs/sentiment-ko"
+
+
+def _key(text: str) -> str:
+    return " ".join(text.split())
+
+
+def read_corpus(name: str):
+    kind = corpora.CORPORA[name].kind if name in corpora.CORPORA else "labels"
+    path = corpora.corpus_path(name)
+    if name == "imdb":
+        return corpora.read_imdb(path)
+    if kind == "ratings":
+        return corpora.read_nsmc_ratings(path)
+    return corpora.read_nsmc(path)
+
+
+def snippets(text: str, rng: np.random.Generator, count: int) -> list[str]:
+    """Up to ``count`` short pieces of a review: one or two consecutive sentences."""
+    sentences = [s for s in _SENTENCE_END.split(text) if len(s.split()) >= 3]
+    if len(sentences) < 2:
+        return []
+    out = []
+    for _ in range(count):
+        start = int(rng.integers(len(sentences)))
+        out.append(" ".join(sentences[start : start + int(rng.integers(1, 3))]))
+    return out
+
+
+def load_examples(config: SentimentTrainConfig) -> tuple[list[corpora.LabeledText], list[corpora.LabeledText], dict[str, int]]:
+    """(train, validation, rows used per corpus)."""
+    train: list[corpora.LabeledText] = []
+    validation: list[corpora.LabeledText] = []
+    validation_ids: set[str] = set()
+    seen: set[tuple[str, int]] = set()
+    used: dict[str, int] = {}
+    rng = np.random.default_rng(config.seed)
+    for name in [config.validation_corpus, *[c for c in config.corpora if c != config.validation_corpus]]:
+        count = 0
+        for example in read_corpus(name):
+            key = _key(example.text)
+            if corpora.is_validation(key, config.validation_fraction, config.split_salt):
+                if name == config.validation_corpus:
+                    validation.append(example)
+                    validation_ids.add(example.id)
+                continue
+            if name != config.validation_corpus and example.id in validation_ids:
+                continue
+            if (key, example.label) in seen:
+                continue
+            seen.add((key, example.label))
+            if name in config.corpora:
+                train.append(example)
+                count += 1
+                for snippet in snippets(example.text, rng, config.snippets_per_review):
+                    train.append(corpora.LabeledText(snippet, example.label, example.id + "#s"))
+        if name in config.corpora:
+            used[name] = count
+    if config.max_train_examples and len(train) > config.max_train_examples:
+        keep = rng.choice(len(train), config.max_train_examples, replace=False)
+        train = [train[i] for i in sorted(keep)]
+    return train, validation, used
+
+
+def predict_batches(model, sequences, batch_size: int, max_length: int) -> np.ndarray:
+    """P(class) [N, C] for id lists, in length-sorted batches through a compiled call."""
+    from .common import pad_batch
+
+    order = np.argsort([len(s) for s in sequences], kind="stable")
+    probs = np.zeros((len(sequences), model.output_shape[-1]), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        probs[rows] = np.asarray(model.predict_on_batch(pad_batch([sequences[i] for i in rows], max_length)))
+    return probs
+
+
+def train(config: SentimentTrainConfig, resume: bool = False, output: str | None = None, verbose: int = 2):
+    """Train, evaluate on the validation split and write the package. Returns the Package."""
+    import keras
+
+    from ..evaluate import classification_report, plot_confusion_matrix
+    from ..models.classifier import build_classifier
+    from .common import BucketedBatches, prepare_run_dir, standard_callbacks
+
+    started = time.time()
+    keras.utils.set_random_seed(config.seed)
+    run_dir = prepare_run_dir(config.run_dir, resume)
+    train_rows, val_rows, used = load_examples(config)
+    print(f"examples: {len(train_rows):,} train, {len(val_rows):,} validation ({used})", flush=True)
+
+    tok_path = run_dir / "tokenizer.model"
+    if resume and tok_path.is_file():
+        tokenizer = Tokenizer.load(tok_path)
+    else:
+        tokenizer = Tokenizer.train((r.text for r in train_rows), config.tokenizer)
+        tokenizer.save(tok_path)
+    model_config = dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size)
+    config = dataclasses.replace(config, model=model_config)
+
+    x_train = tokenizer.encode([r.text for r in train_rows])
+    x_val = tokenizer.encode([r.text for r in val_rows])
+    y_train = [r.label for r in train_rows]
+    y_val = [r.label for r in val_rows]
+    max_len = model_config.max_length
+    train_data = BucketedBatches(x_train, y_train, config.batch_size, max_len, shuffle=True, seed=config.seed)
+    val_data = BucketedBatches(x_val, y_val, 512, max_len, shuffle=False)
+
+    model = build_classifier(model_config, name=config.name.replace("-", "_"))
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    history = model.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=config.epochs,
+        callbacks=standard_callbacks(run_dir, config.patience, monitor="val_accuracy"),
+        verbose=verbose,
+    )
+    train_seconds = time.time() - started
+
+    probs = predict_batches(model, x_val, 512, max_len)
+    report = classification_report(y_val, probs)
+    split = f"validation ({config.validation_fraction:.0%} hash split of {config.validation_corpus}, {len(y_val):,} reviews)"
+    plot_confusion_matrix(report["confusion_matrix"], LABELS, run_dir / "confusion_matrix.png",
+                          title=f"{config.name} · {split.split(' (')[0]}")
+    evaluation = {"split": split, **report, "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+                  "train_seconds": round(train_seconds, 1)}
+    summary = {k: round(report[k], 4) for k in ("accuracy", "precision", "recall", "f1")}
+    summary["ece"] = round(report["calibration"]["ece"], 4)
+    card = ModelCard(
+        name=config.name,
+        task="sentiment",
+        languages=config.languages,
+        description=config.description,
+        data=tuple(DataSource(name, rows=n, license=_license(name)) for name, n in used.items()),
+        license=config.license,
+        metrics={split: summary},
+        extra={"labels": list(LABELS), "epochs_run": len(history.history.get("loss", [])),
+               "train_seconds": round(train_seconds, 1)},
+    )
+    shipped = build_classifier(model_config, name=model.name)  # uncompiled, for any backend
+    shipped.set_weights(model.get_weights())
+    package = write_package(
+        output or config.output, card, config, {"model": shipped}, {"tokenizer": tokenizer},
+        files={"evaluation.json": json.dumps(evaluation, indent=2).encode(),
+               "confusion_matrix.png": run_dir / "confusion_matrix.png"},
+    )
+    print(json.dumps({"package": str(package.path), **summary}), flush=True)
+    return package
+
+
+def _license(corpus: str) -> str:
+    return {"nsmc": "CC0-1.0", "nsmc_raw": "CC0-1.0", "imdb": "cite Maas et al. 2011 (ACL)"}.get(corpus, "")
