@@ -182,6 +182,23 @@ def _sentiment_file(service, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- bench
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+    from .packages import PackageError
+
+    runners = {"sentiment": bench.bench_sentiment}
+    if args.what not in runners:
+        return fail(f"the '{args.what}' benchmark is not available in this version yet", EXIT_UNAVAILABLE)
+    try:
+        record = runners[args.what]()
+    except PackageError as exc:
+        return fail(str(exc))
+    path = bench.write_record(record, args.what)
+    emit({**record, "written": str(path)}, args.json, json.dumps(record, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- train
 TRAINERS = {
     "sentiment": ("nlpcore.train.sentiment", "SentimentTrainConfig"),
@@ -261,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", default="list", choices=["list", "show", "verify", "install"])
     p.add_argument("target", nargs="?", help="package name, or a package folder for install")
 
-    p = command("bench", "run a speed benchmark against the naive Keras path", _unavailable("bench"))
+    p = command("bench", "run a speed benchmark against the naive Keras path", _cmd_bench)
     p.add_argument("what", choices=["sentiment", "translate", "generate"], help="which service")
     return parser
 

@@ -215,13 +215,20 @@ class _ClassifierRunner:
         self.config = package.config(SentimentTrainConfig).model
         self.tokenizer = package.tokenizer()
         model = package.load_model()
+        self.keras_model = model  # the source of truth; the benchmark's naive path calls it
         if self.config.encoder in NumpyClassifier.SUPPORTED:
             self._forward = NumpyClassifier(model, self.config)
         else:  # conv front ends run through Keras, one compiled call per batch
             self._forward = lambda ids: np.asarray(model.predict_on_batch(ids))
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        return [ids[: self.config.max_length] for ids in self.tokenizer.encode(list(texts))]
+        """Piece ids of each text, before truncation."""
+        return self.tokenizer.encode(list(texts))
+
+    def clip(self, sequence: Sequence) -> list:
+        from .models.classifier import clip
+
+        return clip(self.config, sequence)
 
     def probabilities(self, sequences: Sequence[Sequence[int]], batch_size: int = 256) -> np.ndarray:
         """[N, C] class probabilities, batching sequences of similar length."""
@@ -237,22 +244,24 @@ class _ClassifierRunner:
     def contributions(self, text: str, ids: list[int], score: float, max_spans: int = 48) -> tuple[WordContribution, ...]:
         """Occlusion: how much P(positive) drops when each word is left out.
 
-        text: the original text (offsets refer to it); ids: its encoding
-        (whitespace-separated words map one-to-one to the tokenizer's words).
+        text: the original text (offsets refer to it); ids: its whole encoding
+        (whitespace-separated words map one-to-one to the tokenizer's words);
+        words that truncation cut off get a contribution of 0.
 
         Long texts are occluded in spans of consecutive words (at most
         ``max_spans`` variants, one batch); each word then gets its span's
         change divided by the span length.
         """
         spans = word_spans(text)
-        piece_word = self.tokenizer.piece_words(ids)
-        words_seen = (max(piece_word) + 1) if piece_word else 0
+        piece_word = self.clip(self.tokenizer.piece_words(ids))
+        ids = self.clip(ids)
         scores = [0.0] * len(spans)
-        if words_seen and len(spans):
-            n = min(words_seen, len(spans))
-            width = -(-n // max_spans)
-            groups = [range(start, min(start + width, n)) for start in range(0, n, width)]
-            variants = [[i for i, w in zip(ids, piece_word) if not (g.start <= w < g.stop)] for g in groups]
+        present = sorted(set(piece_word))
+        if present and spans:
+            present = [w for w in present if w < len(spans)]
+            width = -(-len(present) // max_spans)
+            groups = [present[start : start + width] for start in range(0, len(present), width)]
+            variants = [[i for i, w in zip(ids, piece_word) if w not in group] for group in map(set, groups)]
             positive = self.probabilities(variants)[:, 1]
             for group, p in zip(groups, positive):
                 for w in group:
@@ -329,7 +338,7 @@ class Sentiment:
         for name, items in groups.items():
             runner = self._runners[name]
             sequences = runner.encode([clean for _, clean, _ in items])
-            probs = runner.probabilities(sequences)
+            probs = runner.probabilities([runner.clip(ids) for ids in sequences])
             for (index, clean, language), ids, p in zip(items, sequences, probs):
                 score = float(p[1])
                 results[index] = SentimentResult(

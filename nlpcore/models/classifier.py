@@ -10,12 +10,14 @@ input and masks; no recurrent dropout, which would disable cuDNN).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence, TypeVar
 
 import keras
 
 from .layers import MaskedPooling, NotEqual
 
 ENCODERS = ("lstm", "bilstm", "conv_lstm")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class ClassifierConfig:
     dense_units: an optional hidden Dense layer before the output (0 = none).
     num_classes: output classes (sentiment: 0 negative, 1 positive).
     max_length: inputs are truncated to this many pieces.
+    truncation: ``"head"`` keeps the first ``max_length`` pieces; ``"head_tail"``
+        keeps the first quarter and the last three quarters of the budget (a
+        long review's verdict is often at its end).
     """
 
     vocab_size: int = 16000
@@ -49,14 +54,28 @@ class ClassifierConfig:
     dense_units: int = 0
     num_classes: int = 2
     max_length: int = 128
+    truncation: str = "head"
 
     def __post_init__(self):
+        if self.truncation not in ("head", "head_tail"):
+            raise ValueError(f"truncation must be 'head' or 'head_tail', not {self.truncation!r}")
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, not {self.encoder!r}")
         if self.pooling not in MaskedPooling.MODES:
             raise ValueError(f"pooling must be one of {MaskedPooling.MODES}, not {self.pooling!r}")
         if self.layers < 1 or self.units < 1:
             raise ValueError("layers and units must be positive")
+
+
+def clip(config: ClassifierConfig, sequence: Sequence[T]) -> list[T]:
+    """Truncate one input (ids, or anything aligned with them) as ``config`` says."""
+    budget = config.max_length
+    if len(sequence) <= budget:
+        return list(sequence)
+    if config.truncation == "head":
+        return list(sequence[:budget])
+    head = budget // 4
+    return list(sequence[:head]) + list(sequence[len(sequence) - (budget - head):])
 
 
 def build_classifier(config: ClassifierConfig, name: str = "classifier") -> keras.Model:

@@ -140,7 +140,7 @@ def train(config: SentimentTrainConfig, resume: bool = False, output: str | None
     import keras
 
     from ..evaluate import classification_report, plot_confusion_matrix
-    from ..models.classifier import build_classifier
+    from ..models.classifier import build_classifier, clip
     from .common import BucketedBatches, prepare_run_dir, standard_callbacks
 
     started = time.time()
@@ -158,8 +158,8 @@ def train(config: SentimentTrainConfig, resume: bool = False, output: str | None
     model_config = dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size)
     config = dataclasses.replace(config, model=model_config)
 
-    x_train = tokenizer.encode([r.text for r in train_rows])
-    x_val = tokenizer.encode([r.text for r in val_rows])
+    x_train = [clip(model_config, ids) for ids in tokenizer.encode([r.text for r in train_rows])]
+    x_val = [clip(model_config, ids) for ids in tokenizer.encode([r.text for r in val_rows])]
     y_train = [r.label for r in train_rows]
     y_val = [r.label for r in val_rows]
     max_len = model_config.max_length
