@@ -182,6 +182,59 @@ def _sentiment_file(service, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- eval
+def _labelled_file(path: str, text_column: str, label_column: str) -> tuple[list[str], list[int]]:
+    from .data import CorpusError, numbered_rows
+
+    delimiter = "," if path.lower().removesuffix(".gz").endswith(".csv") else "\t"
+    names = {"0": 0, "1": 1, "negative": 0, "positive": 1, "neg": 0, "pos": 1}
+    texts, labels = [], []
+    for line, row in numbered_rows(path, (text_column, label_column), delimiter):
+        value = row[label_column].strip().lower()
+        if value not in names:
+            raise CorpusError(path, f"label {row[label_column]!r} is not 0/1 or negative/positive", line)
+        texts.append(row[text_column])
+        labels.append(names[value])
+    return texts, labels
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .data import CorpusError
+    from .evaluate import classification_report
+    from .packages import PackageError, find_package, read_card
+    from .services import Sentiment
+
+    try:
+        card = read_card(find_package(args.model))
+        if card.task != "sentiment":
+            return fail(f"evaluating {card.task} models is not available in this version yet", EXIT_UNAVAILABLE)
+        service = Sentiment.load([args.model])
+        if args.input:
+            texts, labels = _labelled_file(args.input, args.text_column, args.label_column)
+            split = args.input
+        else:
+            from .packages import load_package
+            from .train.sentiment import SentimentTrainConfig, load_examples
+
+            config = load_package(find_package(args.model)).config(SentimentTrainConfig)
+            _, rows, _ = load_examples(config)
+            texts, labels = [r.text for r in rows], [r.label for r in rows]
+            split = f"validation split of {config.validation_corpus}"
+    except (PackageError, CorpusError) as exc:
+        return fail(str(exc))
+    results = service.predict(texts, model=args.model, explain=False)
+    kept = [(r, y) for r, y in zip(results, labels) if r.error is None]
+    probs = np.array([[r.probabilities["negative"], r.probabilities["positive"]] for r, _ in kept])
+    report = classification_report([y for _, y in kept], probs)
+    record = {"model": args.model, "split": split, "skipped": len(results) - len(kept),
+              **{k: report[k] for k in ("examples", "accuracy", "precision", "recall", "f1", "confusion_matrix")},
+              "ece": report["calibration"]["ece"]}
+    emit(record, args.json, json.dumps(record, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- bench
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
@@ -243,9 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="package folder to write (default: from the config)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
 
-    p = command("eval", "evaluate a model package on a labelled file or its validation split", _unavailable("eval"))
+    p = command("eval", "evaluate a model package on a labelled file or its validation split", _cmd_eval)
     p.add_argument("--model", required=True, help="package name or folder")
-    p.add_argument("--input", help="labelled file (default: the package's validation split)")
+    p.add_argument("--input", help="labelled TSV/CSV file with a header (default: the package's validation split)")
+    p.add_argument("--text-column", default="text", help="text column of --input (default: text)")
+    p.add_argument("--label-column", default="label", help="label column of --input: 0/1 or negative/positive")
 
     p = command("sentiment", "classify texts as positive or negative", _cmd_sentiment)
     p.add_argument("--model", default="auto", help="sentiment-ko, sentiment-en or auto (by script; default)")

@@ -30,12 +30,15 @@ class BucketedBatches(keras.utils.PyDataset):
 
     sequences: id lists; labels: [N] ints. Batches are reshuffled every epoch
     (deterministically from ``seed`` and the epoch number) when ``shuffle``.
+    class_weights: optional weight per label; batches then carry sample weights.
     """
 
-    def __init__(self, sequences, labels, batch_size: int, max_length: int, shuffle: bool = True, seed: int = 0):
+    def __init__(self, sequences, labels, batch_size: int, max_length: int, shuffle: bool = True, seed: int = 0,
+                 class_weights: Sequence[float] | None = None):
         super().__init__(workers=1, use_multiprocessing=False)
         self.sequences = [list(s[:max_length]) for s in sequences]
         self.labels = np.asarray(labels, dtype=np.int32)
+        self.weights = None if class_weights is None else np.asarray(class_weights, np.float32)[self.labels]
         self.batch_size = batch_size
         self.max_length = max_length
         self.shuffle = shuffle
@@ -71,12 +74,21 @@ class BucketedBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         rows = self.batches[index]
-        return pad_batch([self.sequences[i] for i in rows], self.max_length), self.labels[rows]
+        x = pad_batch([self.sequences[i] for i in rows], self.max_length)
+        if self.weights is None:
+            return x, self.labels[rows]
+        return x, self.labels[rows], self.weights[rows]
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
         if self.shuffle:
             self._make_batches()
+
+
+def balanced_class_weights(labels: Sequence[int], num_classes: int) -> list[float]:
+    """Weights that make every class count equally, averaging 1 over the examples."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).astype(np.float64)
+    return [float(len(labels) / (num_classes * c)) if c else 0.0 for c in counts]
 
 
 def standard_callbacks(run_dir: Path, patience: int, monitor: str = "val_loss") -> list[keras.callbacks.Callback]:
