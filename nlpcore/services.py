@@ -204,22 +204,25 @@ __all__ = [
 
 # ====================================================================== services
 class _ClassifierRunner:
-    """One loaded sentiment package: tokenizer + NumPy forward pass (Keras fallback)."""
+    """One loaded sentiment package: tokenizer + NumPy forward pass (Keras fallback);
+    an ensemble package averages its members' probabilities."""
 
     def __init__(self, package):
         from .inference import NumpyClassifier
-        from .train.sentiment import SentimentTrainConfig
+        from .train.sentiment import SentimentTrainConfig, member_name
 
+        config = package.config(SentimentTrainConfig)
         self.name = package.card.name
         self.language = package.card.languages[0] if package.card.languages else ""
-        self.config = package.config(SentimentTrainConfig).model
+        self.config = config.model
         self.tokenizer = package.tokenizer()
-        model = package.load_model()
-        self.keras_model = model  # the source of truth; the benchmark's naive path calls it
+        self.keras_models = [package.load_model(member_name(i)) for i in range(config.ensemble)]
+        self.keras_model = self.keras_models[0]  # the benchmark's naive path calls it
         if self.config.encoder in NumpyClassifier.SUPPORTED:
-            self._forward = NumpyClassifier(model, self.config)
+            members = [NumpyClassifier(m, self.config) for m in self.keras_models]
         else:  # conv front ends run through Keras, one compiled call per batch
-            self._forward = lambda ids: np.asarray(model.predict_on_batch(ids))
+            members = [lambda ids, m=m: np.asarray(m.predict_on_batch(ids)) for m in self.keras_models]
+        self._forward = lambda ids: np.mean([member(ids) for member in members], axis=0)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Piece ids of each text, before truncation."""

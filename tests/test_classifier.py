@@ -106,24 +106,49 @@ def test_train_writes_a_complete_package_and_resumes(fixture_corpus):
         "name": "sentiment-ko", "corpora": ["nsmc"], "epochs": 3, "batch_size": 32, "learning_rate": 0.01,
         "tokenizer": {"vocab_size": 400, "hard_vocab_limit": False}, "model": {"embedding_dim": 16, "units": 8, "max_length": 16},
         "run_dir": str(fixture_corpus / "run"), "output": str(fixture_corpus / "pkg"), "patience": 3,
+        "ensemble": 2,
     })
     package = train(config, verbose=0)
     card = load_package(package.path).card
     (split, metrics), = card.metrics.items()
     assert "validation" in split and metrics["accuracy"] > 0.9  # the fixture is easy
-    assert {"model.keras", "tokenizer.model", "config.yaml", "evaluation.json", "confusion_matrix.png"} <= set(card.files)
+    assert {"model.keras", "model_1.keras", "tokenizer.model", "config.yaml", "evaluation.json",
+            "confusion_matrix.png"} <= set(card.files)
+    assert len(card.extra["member_accuracy"]) == 2
     evaluation = json.loads((package.path / "evaluation.json").read_text())
     assert sum(map(sum, evaluation["confusion_matrix"])) == evaluation["examples"]
     assert 0 <= evaluation["calibration"]["ece"] <= 1
     assert (package.path / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     assert package.config(SentimentTrainConfig).model.vocab_size == package.tokenizer().vocab_size
 
-    history = (fixture_corpus / "run" / "history.csv").read_text().splitlines()
+    history = (fixture_corpus / "run" / "member_1" / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 3
     longer = from_dict(SentimentTrainConfig, {**json.loads(json.dumps(_plain(config))), "epochs": 4})
     train(longer, resume=True, verbose=0)  # continues at epoch 4 instead of starting over
-    history = (fixture_corpus / "run" / "history.csv").read_text().splitlines()
+    history = (fixture_corpus / "run" / "member_1" / "history.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["0", "1", "2", "3"]
+
+
+@pytest.mark.slow
+def test_service_averages_ensemble_members(fixture_corpus):
+    from nlpcore.config import from_dict
+    from nlpcore.packages import load_package
+    from nlpcore.services import Sentiment, _ClassifierRunner
+    from nlpcore.train.sentiment import SentimentTrainConfig, train
+
+    config = from_dict(SentimentTrainConfig, {
+        "corpora": ["nsmc"], "epochs": 2, "batch_size": 32, "learning_rate": 0.01, "ensemble": 2,
+        "tokenizer": {"vocab_size": 400, "hard_vocab_limit": False},
+        "model": {"embedding_dim": 8, "units": 4, "max_length": 16},
+        "run_dir": str(fixture_corpus / "run2"), "output": str(fixture_corpus / "pkg2"),
+    })
+    package = load_package(train(config, verbose=0).path)
+    runner = _ClassifierRunner(package)
+    ids = pad_batch(runner.encode(["정말 재미있어요 최고", "시간 아깝다 별로"]))
+    members = [np.asarray(m(ids)) for m in runner.keras_models]
+    np.testing.assert_allclose(runner.probabilities([list(r[r > 0]) for r in ids]), np.mean(members, 0), atol=1e-5)
+    result = Sentiment([runner]).predict(["정말 재미있어요 최고"])[0]
+    assert result.label == "positive" and len(result.contributions) == 3
 
 
 def _plain(config):

@@ -12,6 +12,11 @@ CORE_MODULES = [
     "nlpcore.config",
     "nlpcore.assets",
     "nlpcore.numpy_rnn",
+    "nlpcore.decoding",
+    "nlpcore.services",
+    "nlpcore.text",
+    "nlpcore.inference",
+    "nlpcore.evaluate",
 ]
 
 

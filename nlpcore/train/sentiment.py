@@ -40,6 +40,10 @@ class SentimentTrainConfig:
         of its sentences (same label), so short inputs are in-distribution.
     balance_classes: weight the loss so both labels count equally (the raw
         NSMC crawl is 78 % positive; the validation split is balanced).
+    lr_schedule: ``"constant"`` or ``"cosine"`` (decays to 5 % of
+        ``learning_rate`` over ``epochs``).
+    ensemble: members trained with seeds ``seed``, ``seed + 1``, …; their
+        probabilities are averaged.
     """
 
     name: str = "sentiment-ko"
@@ -53,6 +57,8 @@ class SentimentTrainConfig:
     max_train_examples: int = 0
     snippets_per_review: int = 0
     balance_classes: bool = True
+    ensemble: int = 1
+    lr_schedule: str = "constant"
     tokenizer: TokenizerConfig = TokenizerConfig()
     model: ClassifierConfig = ClassifierConfig()
     batch_size: int = 128
@@ -173,27 +179,43 @@ def train(config: SentimentTrainConfig, resume: bool = False, output: str | None
                                  class_weights=weights)
     val_data = BucketedBatches(x_val, y_val, 512, max_len, shuffle=False)
 
-    model = build_classifier(model_config, name=config.name.replace("-", "_"))
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    history = model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=config.epochs,
-        callbacks=standard_callbacks(run_dir, config.patience, monitor="val_accuracy"),
-        verbose=verbose,
-    )
+    members, histories = [], []
+    for member in range(config.ensemble):
+        member_dir = prepare_run_dir(run_dir / f"member_{member}", resume)
+        keras.utils.set_random_seed(config.seed + member)
+        model = build_classifier(model_config, name=config.name.replace("-", "_"))
+        learning_rate = config.learning_rate
+        if config.lr_schedule == "cosine":
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                config.learning_rate, decay_steps=len(train_data) * config.epochs, alpha=0.05)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate, clipnorm=config.clipnorm),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        history = model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=config.epochs,
+            callbacks=standard_callbacks(member_dir, config.patience, monitor="val_accuracy"),
+            verbose=verbose,
+        )
+        # The best epoch's weights, also when a resumed member had already finished.
+        best = keras.saving.load_model(member_dir / "best.keras", compile=False, safe_mode=True)
+        shipped = build_classifier(model_config, name=model.name)  # uncompiled, for any backend
+        shipped.set_weights(best.get_weights())
+        members.append(shipped)
+        histories.append({k: [float(v) for v in vs] for k, vs in history.history.items()})
     train_seconds = time.time() - started
 
-    probs = predict_batches(model, x_val, 512, max_len)
+    member_probs = [predict_batches(m, x_val, 512, max_len) for m in members]
+    member_accuracy = [float((p.argmax(-1) == np.asarray(y_val)).mean()) for p in member_probs]
+    probs = np.mean(member_probs, axis=0)
     report = classification_report(y_val, probs)
     split = f"validation ({config.validation_fraction:.0%} hash split of {config.validation_corpus}, {len(y_val):,} reviews)"
     plot_confusion_matrix(report["confusion_matrix"], LABELS, run_dir / "confusion_matrix.png",
                           title=f"{config.name} · {split.split(' (')[0]}")
-    evaluation = {"split": split, **report, "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+    evaluation = {"split": split, **report, "member_accuracy": member_accuracy, "history": histories,
                   "train_seconds": round(train_seconds, 1)}
     summary = {k: round(report[k], 4) for k in ("accuracy", "precision", "recall", "f1")}
     summary["ece"] = round(report["calibration"]["ece"], 4)
@@ -205,18 +227,23 @@ def train(config: SentimentTrainConfig, resume: bool = False, output: str | None
         data=tuple(DataSource(name, rows=n, license=_license(name)) for name, n in used.items()),
         license=config.license,
         metrics={split: summary},
-        extra={"labels": list(LABELS), "epochs_run": len(history.history.get("loss", [])),
+        extra={"labels": list(LABELS), "epochs_run": [len(h.get("loss", [])) for h in histories],
+               "ensemble_members": config.ensemble, "member_accuracy": [round(a, 4) for a in member_accuracy],
                "train_seconds": round(train_seconds, 1)},
     )
-    shipped = build_classifier(model_config, name=model.name)  # uncompiled, for any backend
-    shipped.set_weights(model.get_weights())
     package = write_package(
-        output or config.output, card, config, {"model": shipped}, {"tokenizer": tokenizer},
+        output or config.output, card, config, {member_name(i): m for i, m in enumerate(members)},
+        {"tokenizer": tokenizer},
         files={"evaluation.json": json.dumps(evaluation, indent=2).encode(),
                "confusion_matrix.png": run_dir / "confusion_matrix.png"},
     )
     print(json.dumps({"package": str(package.path), **summary}), flush=True)
     return package
+
+
+def member_name(index: int) -> str:
+    """File stem of ensemble member ``index`` in a package (``model``, ``model_1``, …)."""
+    return "model" if index == 0 else f"model_{index}"
 
 
 def _license(corpus: str) -> str:
