@@ -116,11 +116,14 @@ class BatchDialog(QDialog):
         self.progress.setMinimumDuration(0)
         self.progress.setAutoClose(False)
         self.progress.setAutoReset(False)
-        self.worker = self.host.run(task, job, key="batch", name="batch")
+        def setup(worker: Worker) -> None:
+            self.worker = worker
+            worker.signals.yielded.connect(self._progress)
+            worker.signals.returned.connect(self._done)
+            worker.signals.errored.connect(self._failed)
+
+        self.host.run(task, job, key="batch", name="batch", setup=setup)
         self.progress.canceled.connect(self.worker.cancel.set)
-        self.worker.signals.yielded.connect(self._progress)
-        self.worker.signals.returned.connect(self._done)
-        self.worker.signals.errored.connect(self._failed)
         self.progress.show()
         return self.worker
 

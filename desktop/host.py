@@ -64,9 +64,11 @@ class ModelHost(QObject):
 
     def load_all(self) -> None:
         """Describe the runtime, then load every service, one after the other."""
-        worker = self.executor.submit(lambda cancel: self.backends.runtime(), name="runtime")
-        worker.signals.returned.connect(self._runtime_known)
-        worker.signals.errored.connect(lambda exc: self._runtime_known(f"runtime unknown ({describe_error(exc)})"))
+        def setup(worker: Worker) -> None:
+            worker.signals.returned.connect(self._runtime_known)
+            worker.signals.errored.connect(lambda exc: self._runtime_known(f"runtime unknown ({describe_error(exc)})"))
+
+        self.executor.submit(lambda cancel: self.backends.runtime(), name="runtime", setup=setup)
         for task in TASKS:
             self.load(task)
 
@@ -82,10 +84,11 @@ class ModelHost(QObject):
             service = loader()
             return service, _facts(service), time.perf_counter() - started
 
-        worker = self.executor.submit(job, key=f"load:{task}", name=f"load {task}")
-        worker.signals.returned.connect(lambda result, t=task: self._loaded(t, result))
-        worker.signals.errored.connect(lambda exc, t=task: self._failed(t, exc))
-        return worker
+        def setup(worker: Worker) -> None:
+            worker.signals.returned.connect(lambda result: self._loaded(task, result))
+            worker.signals.errored.connect(lambda exc: self._failed(task, exc))
+
+        return self.executor.submit(job, key=f"load:{task}", name=f"load {task}", setup=setup)
 
     def _runtime_known(self, text: str) -> None:
         self.runtime = str(text)
@@ -102,12 +105,14 @@ class ModelHost(QObject):
         self.stateChanged.emit(task)
 
     # -------------------------------------------------------------- jobs
-    def run(self, task: str, fn: Callable[[Any, Any], Any], key: str | None = None, name: str = "") -> Worker:
-        """Run ``fn(service, cancel)`` on the model thread; ``key`` supersedes that key's previous job."""
+    def run(self, task: str, fn: Callable[[Any, Any], Any], key: str | None = None, name: str = "",
+            setup: Callable[[Worker], None] | None = None) -> Worker:
+        """Run ``fn(service, cancel)`` on the model thread; ``key`` supersedes that key's previous job;
+        ``setup(worker)`` connects to its signals before it can start."""
         if task not in self._services:
             raise RuntimeError(f"the {task} model is not loaded")
         service = self._services[task]
-        return self.executor.submit(lambda cancel: fn(service, cancel), key=key, name=name or task)
+        return self.executor.submit(lambda cancel: fn(service, cancel), key=key, name=name or task, setup=setup)
 
     def shutdown(self) -> None:
         self.executor.shutdown()

@@ -61,7 +61,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         host.stateChanged.connect(lambda _task: self._update_status())
         host.runtimeChanged.connect(lambda _text: self._update_status())
-        i18n().languageChanged.connect(lambda _language: self.retranslate())
+        i18n().languageChanged.connect(self._language_changed)
         settings.changed.connect(self._setting_changed)
         self.retranslate()
         geometry = settings.value("window/geometry")
@@ -116,6 +116,9 @@ class MainWindow(QMainWindow):
         action.setShortcut(QKeySequence(f"Ctrl+{index + 1}"))
         action.triggered.connect(lambda _checked=False, i=index: self.tabs.setCurrentIndex(i))
         self.addAction(action)
+
+    def _language_changed(self, _language: str) -> None:
+        self.retranslate()
 
     def retranslate(self) -> None:
         self.setWindowTitle(f"{tr('app.name')} {__version__}")

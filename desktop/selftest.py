@@ -84,14 +84,28 @@ class SelfTest(QObject):
 
     def _state_changed(self, task: str) -> None:
         state = self.window.host.state(task)
-        if state.state == READY and task not in self.sent:
+        if state.state == READY:
             self.report["load_s"][task] = round(state.seconds, 3)
-            self._send(task)
         elif state.state == FAILED:
             self.report["replies"][task] = {"ok": False, "error": state.error}
-            self._maybe_finish()
+        self._next()
+
+    def _next(self) -> None:
+        """Send to the next tab once its model is ready and the previous reply has arrived, one at a time,
+        so the gaps measured while the generation streams are the generation's own."""
+        if any(task in self.sent and task not in self.report["replies"] for task in TASKS):
+            return
+        for task in TASKS:
+            if task in self.report["replies"]:
+                continue
+            if self.window.host.is_ready(task) and task not in self.sent:
+                QTimer.singleShot(50, lambda t=task: self._send(t))
+            return
+        self._maybe_finish()
 
     def _send(self, task: str) -> None:
+        if task in self.sent:
+            return
         self.sent.add(task)
         tab = self.window.tab(task)
         if task == "sentiment":
@@ -105,7 +119,7 @@ class SelfTest(QObject):
         self.sent_at[task] = time.perf_counter()
         if tab.send(text) is None:
             self.report["replies"][task] = {"ok": False, "error": "the message could not be sent"}
-            self._maybe_finish()
+            self._next()
 
     def _replied(self, task: str, payload: dict[str, Any]) -> None:
         seconds = time.perf_counter() - self.sent_at.get(task, time.perf_counter())
@@ -122,7 +136,7 @@ class SelfTest(QObject):
             entry["ok"] = entry["ok"] and payload.get("tokens", 0) > 0
             self.report["max_event_loop_gap_ms"] = round(self.gap.max_gap_ms, 1)
         self.report["replies"][task] = entry
-        self._maybe_finish()
+        self._next()
 
     def _timed_out(self) -> None:
         for task in TASKS:

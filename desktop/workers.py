@@ -108,8 +108,9 @@ class ModelExecutor(QObject):
         self._current: dict[str, Worker] = {}
         self._alive: set[Worker] = set()
 
-    def submit(self, fn: Job, key: str | None = None, name: str = "") -> Worker:
-        """Queue ``fn(cancel)``; connect to the returned worker's signals before control returns to Qt."""
+    def submit(self, fn: Job, key: str | None = None, name: str = "",
+               setup: Callable[[Worker], None] | None = None) -> Worker:
+        """Queue ``fn(cancel)``; ``setup(worker)`` connects its signals before it can start."""
         if key is not None:
             self.supersede(key)
         worker = Worker(fn, name)
@@ -117,6 +118,8 @@ class ModelExecutor(QObject):
         worker.signals.finished.connect(lambda w=worker, k=key: self._finished(w, k))
         if key is not None:
             self._current[key] = worker
+        if setup is not None:
+            setup(worker)
         if len(self._alive) == 1:
             self.busyChanged.emit(True)
         self.pool.start(worker)

@@ -158,7 +158,7 @@ class ChatTab(QWidget):
 
         self.build_options(self.form)
         host.stateChanged.connect(self._state_changed)
-        i18n().languageChanged.connect(lambda _language: self.retranslate())
+        i18n().languageChanged.connect(self._language_changed)
         self.retranslate()
         self.reload_conversations(select_latest=True)
         self._state_changed(self.task)
@@ -227,6 +227,9 @@ class ChatTab(QWidget):
         self.send_button.style().polish(self.send_button)
         self.send_button.setEnabled(ready or stop)
         self.input.setPlaceholderText(tr(f"{self.task}.placeholder") if ready else tr("tab.wait_placeholder"))
+
+    def _language_changed(self, _language: str) -> None:
+        self.retranslate()
 
     def retranslate(self) -> None:
         self.options_box.setTitle(tr("options.title"))
@@ -388,14 +391,21 @@ class ChatTab(QWidget):
             if not old.done:
                 self._supersede(old)
         bubble = self.chat.add_bubble(self._pending_bubble())
-        worker = self.host.run(self.task, job, key=self.task)
-        pending = PendingReply(worker, self.conversation.id, text, request, bubble)
-        self.pending.append(pending)
-        signals = worker.signals
-        signals.yielded.connect(lambda item, p=pending: self._yielded(p, item))
-        signals.returned.connect(lambda result, p=pending: self._returned(p, result))
-        signals.errored.connect(lambda exc, p=pending: self._errored(p, exc))
-        signals.finished.connect(lambda p=pending: self._finished(p))
+        conversation_id = self.conversation.id
+        made: list[PendingReply] = []
+
+        def setup(worker: Worker) -> None:
+            pending = PendingReply(worker, conversation_id, text, request, bubble)
+            made.append(pending)
+            self.pending.append(pending)
+            signals = worker.signals
+            signals.yielded.connect(lambda item: self._yielded(pending, item))
+            signals.returned.connect(lambda result: self._returned(pending, result))
+            signals.errored.connect(lambda exc: self._errored(pending, exc))
+            signals.finished.connect(lambda: self._finished(pending))
+
+        self.host.run(self.task, job, key=self.task, setup=setup)
+        pending = made[0]
         if self.streaming:
             self._flush_timer.start()
         self.chat.scroll_to_bottom()
