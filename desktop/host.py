@@ -9,6 +9,7 @@ tabs need (``models``, ``directions``), read on the model thread.
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -97,6 +98,9 @@ class ModelHost(QObject):
     def _loaded(self, task: str, result: tuple[Any, dict[str, Any], float]) -> None:
         service, facts, seconds = result
         self._services[task] = service
+        # A loaded framework leaves a very large number of long-lived objects; moving them out of
+        # the collector's reach keeps full collections (which pause every thread) short.
+        gc.freeze()
         self.states[task] = TaskState(state=READY, info=facts, seconds=seconds)
         self.stateChanged.emit(task)
 

@@ -121,14 +121,14 @@ class GenerateTab(ChatTab):
         bubble.set_meta(tr("generate.streaming", tokens=sum(len(p.token_ids) for p in pending.items)))
 
     def render_reply(self, bubble: MessageBubble, payload: dict[str, Any]) -> None:
+        meta = tr("generate.meta", model=payload.get("model", ""), tokens=payload.get("tokens", 0),
+                  rate=payload.get("tokens_per_s", 0.0), seconds=payload.get("seconds", 0.0))
+        bubble.set_meta(meta + (" · " + tr("generate.stopped") if payload.get("stopped") else ""))
         text = payload.get("text", "")
         if self.colour_box.isChecked():
             bubble.set_html(probability_html(payload.get("pieces", [])), text)
         else:
             bubble.set_html(plain_html(text), text)
-        meta = tr("generate.meta", model=payload.get("model", ""), tokens=payload.get("tokens", 0),
-                  rate=payload.get("tokens_per_s", 0.0), seconds=payload.get("seconds", 0.0))
-        bubble.set_meta(meta + (" · " + tr("generate.stopped") if payload.get("stopped") else ""))
 
     def status_line(self, payload: dict[str, Any]) -> str:
         return tr("status.generation", seconds=payload.get("seconds", 0.0), rate=payload.get("tokens_per_s", 0.0))
