@@ -44,8 +44,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "sentiment.model.auto": ("Automatic (by script)", "자동 (문자로 판단)"),
     "sentiment.model.sentiment-ko": ("Korean (sentiment-ko)", "한국어 (sentiment-ko)"),
     "sentiment.model.sentiment-en": ("English (sentiment-en)", "영어 (sentiment-en)"),
-    "sentiment.legend": ("Green words pushed towards positive, red towards negative; hover a word for its score.",
-                         "초록색 단어는 긍정 쪽으로, 빨간색 단어는 부정 쪽으로 움직였습니다. 단어 위에 마우스를 올리면 점수가 보입니다."),
+    "sentiment.legend": ("Green words pushed the answer towards positive, red ones towards negative; the stronger "
+                         "the colour, the bigger the push. Hover the words for the scores.",
+                         "초록색 단어는 긍정 쪽으로, 빨간색 단어는 부정 쪽으로 판단을 움직였습니다. 색이 진할수록 "
+                         "영향이 큽니다. 문장 위에 마우스를 올리면 점수가 보입니다."),
     "sentiment.meta": ("{language} · {model} · {seconds:.2f} s", "{language} · {model} · {seconds:.2f}초"),
     "label.positive": ("Positive", "긍정"),
     "label.negative": ("Negative", "부정"),

@@ -34,6 +34,7 @@ class MainWindow(QMainWindow):
         self.store = store
         self.settings = settings
         self.shown_at: float | None = None
+        self._closed = False
         self.setObjectName("main-window")
         self.resize(1180, 760)
 
@@ -166,9 +167,15 @@ class MainWindow(QMainWindow):
             self.shown.emit(self.shown_at)
 
     def closeEvent(self, event) -> None:
-        self.settings.set_value("window/geometry", self.saveGeometry())
-        self.settings.sync()
-        self.host.shutdown()
+        if not self._closed:
+            self._closed = True
+            self.settings.set_value("window/geometry", self.saveGeometry())
+            self.settings.sync()
+            self.host.shutdown()
+            i18n().languageChanged.disconnect(self._language_changed)
+            self.settings.changed.disconnect(self._setting_changed)
+            for tab in self.all_tabs():
+                tab.detach()
         super().closeEvent(event)
 
     # ================================================================ dialogs

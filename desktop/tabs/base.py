@@ -228,6 +228,12 @@ class ChatTab(QWidget):
         self.send_button.setEnabled(ready or stop)
         self.input.setPlaceholderText(tr(f"{self.task}.placeholder") if ready else tr("tab.wait_placeholder"))
 
+    def detach(self) -> None:
+        """Stop following application-wide signals (the window is closing)."""
+        i18n().languageChanged.disconnect(self._language_changed)
+        self.host.stateChanged.disconnect(self._state_changed)
+        self._flush_timer.stop()
+
     def _language_changed(self, _language: str) -> None:
         self.retranslate()
 

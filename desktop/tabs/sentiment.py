@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel
 
 from ..i18n import tr
@@ -59,9 +60,11 @@ class SentimentTab(ChatTab):
         bubble.add_extra(headline)
         bubble.add_extra(ProbabilityBar(payload["score"], tr("label.positive"), tr("label.negative")))
         words = QLabel(contribution_html(payload.get("text", ""), payload.get("contributions", [])))
+        words.setTextFormat(Qt.TextFormat.RichText)
         words.setWordWrap(True)
         words.setObjectName("sentiment-words")
-        words.setToolTip(tr("sentiment.legend"))
+        ranked = sorted(payload.get("contributions", []), key=lambda c: -abs(c[3]))[:8]
+        words.setToolTip("\n".join(f"{c[0]}  {c[3]:+.3f}" for c in ranked if c[3]) or tr("sentiment.legend"))
         bubble.add_extra(words)
         bubble.copy_text = f"{tr('label.' + label)} ({payload['score']:.3f})"
         bubble.set_meta(tr("sentiment.meta", language=tr("lang." + payload.get("language", "unknown")),

@@ -136,6 +136,7 @@ class TranslateTab(ChatTab):
                      for i, h in enumerate(hyps, 1)]
             alternatives = QLabel("<br>".join(lines))
             alternatives.setObjectName("translation-alternatives")
+            alternatives.setTextFormat(Qt.TextFormat.RichText)
             alternatives.setWordWrap(True)
             alternatives.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             alternatives.hide()

@@ -89,19 +89,31 @@ class MessageBubble(QFrame):
         self._fit_body()
 
     def _fit_body(self) -> None:
+        for label in [self.body, *self._extra_labels()]:
+            self._fit_label(label)
+
+    def _extra_labels(self) -> list[QLabel]:
+        labels = []
+        for i in range(self.extras.count()):
+            widget = self.extras.itemAt(i).widget()
+            if isinstance(widget, QLabel) and widget.wordWrap():
+                labels.append(widget)
+        return labels
+
+    def _fit_label(self, label: QLabel) -> None:
         room = self.maximumWidth() - 32
         if room <= 0 or room > 10_000:
             return
-        if self.body.textFormat() == Qt.TextFormat.RichText:
+        if label.textFormat() == Qt.TextFormat.RichText:
             doc = QTextDocument()
-            doc.setDefaultFont(self.body.font())
-            doc.setHtml(self.body.text())
+            doc.setDefaultFont(label.font())
+            doc.setHtml(label.text())
             natural = int(doc.idealWidth()) + 2
         else:
-            metrics = self.body.fontMetrics()
-            lines = self.body.text().splitlines() or [""]
-            natural = max(metrics.horizontalAdvance(line) for line in lines) + 4 if len(self.body.text()) < 4000 else room
-        self.body.setMinimumWidth(min(natural, room))
+            metrics = label.fontMetrics()
+            lines = label.text().splitlines() or [""]
+            natural = max(metrics.horizontalAdvance(line) for line in lines) + 4 if len(label.text()) < 4000 else room
+        label.setMinimumWidth(min(natural, room))
 
     def text(self) -> str:
         return self.copy_text
@@ -114,6 +126,8 @@ class MessageBubble(QFrame):
 
     def add_extra(self, widget: QWidget) -> QWidget:
         self.extras.addWidget(widget)
+        if isinstance(widget, QLabel) and widget.wordWrap():
+            self._fit_label(widget)
         return widget
 
     def clear_extras(self) -> None:
