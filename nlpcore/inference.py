@@ -76,3 +76,173 @@ class NumpyClassifier:
         if self.hidden is not None:
             x = np.maximum(x @ self.hidden[0] + self.hidden[1], 0.0)
         return softmax(x @ self.output[0] + self.output[1]).astype(np.float32)
+
+
+# ====================================================================== translation
+class EncodedSource:
+    """What the decoder needs from one encoded batch of source sentences.
+
+    memory: [B, S, D_m] encoder outputs; keys: [B, S, K] the attention's
+    projection of them (computed once); mask: [B, S] bool, False at padding;
+    lengths: [B] source lengths; state: the decoder's initial state for
+    :meth:`NumpySeq2Seq.step` (``h``/``c``: one [B, U] array per layer, ``feed``:
+    [B, U] with input feeding, ``item``: [B] int, the batch row each decoder
+    row attends over).
+    """
+
+    def __init__(self, memory: np.ndarray, keys: np.ndarray, mask: np.ndarray, state: dict):
+        self.memory = memory
+        self.keys = keys
+        self.mask = mask
+        self.lengths = mask.sum(1)
+        self.state = state
+
+
+class NumpySeq2Seq:
+    """The translation model of :mod:`nlpcore.models.seq2seq` in NumPy.
+
+    ``encode(source ids [B, S]) -> EncodedSource`` runs once per batch;
+    ``step_function(encoded)`` returns a step function with the contract of
+    :mod:`nlpcore.decoding.step`: ``step(ids [N], state) -> (logits [N, V],
+    state, attention [N, S])``. The state holds only the decoder's own
+    recurrent arrays and ``item``, the source row each decoder row belongs to,
+    so beams and finished sentences can be reordered or dropped without
+    copying encoder outputs: the step groups rows by item and attends over
+    each item's memory in place.
+    """
+
+    def __init__(self, model: "keras.Model", config):
+        from .models.seq2seq import Seq2SeqLayers
+
+        self.config = config
+        layers = Seq2SeqLayers(config, model)
+
+        def arr(value) -> np.ndarray:
+            return np.asarray(keras_ops_to_numpy(value), dtype=np.float32)
+
+        self.source_embedding = arr(layers.source_embedding.embeddings)
+        self.target_embedding = arr(layers.target_embedding.embeddings)
+        self.encoder = []
+        for bilstm in layers.encoder:
+            w = [a.astype(np.float32) for a in bilstm.get_weights()]
+            self.encoder.append((tuple(w[:3]), tuple(w[3:])))
+        self.bridge_h = [[a.astype(np.float32) for a in d.get_weights()] for d in layers.bridge_h]
+        self.bridge_c = [[a.astype(np.float32) for a in d.get_weights()] for d in layers.bridge_c]
+        decoder = layers.decoder
+        self.decoder = [tuple(a.astype(np.float32) for a in rnn.get_weights()) for rnn in decoder.rnn_layers]
+        attention = decoder.attention
+        if config.attention == "luong":
+            self.attention_kernel = arr(attention.kernel)
+            self.attention_scale = 1.0 / np.sqrt(attention.query_size) if attention.scale else 1.0
+        else:
+            self.memory_kernel = arr(attention.memory_kernel)
+            self.query_kernel = arr(attention.query_kernel)
+            self.attention_bias = arr(attention.bias)
+            self.scoring_vector = arr(attention.scoring_vector())
+        self.combine = arr(decoder.combine.kernel)
+        if config.tie_embeddings:
+            self.projection = arr(layers.projection.kernel)
+            self.output_kernel = np.ascontiguousarray(self.target_embedding.T)
+            self.output_bias = arr(layers.target_embedding.bias)
+        else:
+            self.projection = None
+            self.output_kernel, self.output_bias = (a.astype(np.float32) for a in layers.logits.get_weights())
+
+    # ---------------------------------------------------------------- encoder
+    def encode(self, source: np.ndarray) -> EncodedSource:
+        """source: int [B, S] right-padded ids → :class:`EncodedSource`."""
+        from .numpy_rnn import lstm
+
+        source = np.asarray(source)
+        mask = source != PAD_ID
+        x = self.source_embedding[source]
+        for forward, backward in self.encoder:
+            out_fw, h_fw, c_fw = lstm(x, *forward, mask=mask)
+            out_bw, h_bw, c_bw = lstm(x, *backward, mask=mask, reverse=True)
+            x = np.concatenate([out_fw, out_bw], -1)
+        final_h = np.concatenate([h_fw, h_bw], -1)
+        final_c = np.concatenate([c_fw, c_bw], -1)
+        state: dict = {
+            "h": tuple(np.tanh(final_h @ k + b) for k, b in self.bridge_h),
+            "c": tuple(final_c @ k + b for k, b in self.bridge_c),
+        }
+        if self.config.input_feeding:
+            state["feed"] = np.zeros_like(state["h"][0])
+        state["item"] = np.arange(len(source), dtype=np.int32)
+        keys = x @ (self.attention_kernel if self.config.attention == "luong" else self.memory_kernel)
+        return EncodedSource(x, keys, mask, state)
+
+    # ---------------------------------------------------------------- attention
+    def attend(self, query: np.ndarray, encoded: EncodedSource, item: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """query [N, U] of rows belonging to source rows ``item`` [N] → (context [N, D_m], weights [N, S])."""
+        rows = len(item)
+        groups = _groups(item)
+        if groups is not None:  # rows come in equal runs per item: attend in place
+            items, per = groups
+            keys, memory, mask = encoded.keys[items], encoded.memory[items], encoded.mask[items]
+            q = query.reshape(len(items), per, -1)
+        else:
+            keys, memory, mask = encoded.keys[item], encoded.memory[item], encoded.mask[item]
+            q = query[:, None, :]
+        if self.config.attention == "luong":
+            scores = (q @ keys.transpose(0, 2, 1)) * self.attention_scale  # [G, P, S]
+        else:
+            processed = q @ self.query_kernel + self.attention_bias  # [G, P, A]
+            scores = np.tanh(processed[:, :, None, :] + keys[:, None, :, :]) @ self.scoring_vector
+        scores = np.where(mask[:, None, :], scores, np.float32(-1e9))
+        weights = softmax(scores, axis=-1).astype(np.float32)
+        context = weights @ memory  # [G, P, D_m]
+        return context.reshape(rows, -1), weights.reshape(rows, -1)
+
+    # ---------------------------------------------------------------- decoder
+    def step(self, ids: np.ndarray, state: dict, encoded: EncodedSource) -> tuple[np.ndarray, dict, np.ndarray]:
+        """One decoding step: ids [N] → (logits [N, V], new state, attention [N, S])."""
+        from .numpy_rnn import lstm_step
+
+        x = self.target_embedding[np.asarray(ids)]
+        if self.config.input_feeding:
+            x = np.concatenate([x, state["feed"]], -1)
+        hs, cs = [], []
+        for (kernel, recurrent, bias), h, c in zip(self.decoder, state["h"], state["c"]):
+            x, c = lstm_step(x, h, c, kernel, recurrent, bias)
+            hs.append(x)
+            cs.append(c)
+        context, weights = self.attend(x, encoded, state["item"])
+        out = np.concatenate([context, x], -1) @ self.combine
+        if self.config.attention_activation == "tanh":
+            out = np.tanh(out)
+        elif self.config.attention_activation == "relu":
+            out = np.maximum(out, 0.0)
+        logits = (out @ self.projection if self.projection is not None else out) @ self.output_kernel + self.output_bias
+        new_state = {"h": tuple(hs), "c": tuple(cs)}
+        if self.config.input_feeding:
+            new_state["feed"] = out
+        new_state["item"] = state["item"]
+        return logits, new_state, weights
+
+    def step_function(self, encoded: EncodedSource):
+        """A step function (``nlpcore.decoding`` contract) bound to one encoded batch."""
+
+        def step(ids, state):
+            return self.step(ids, state, encoded)
+
+        return step
+
+
+def _groups(item: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """(items, rows per item) when ``item`` is equal-length runs of distinct values, else None."""
+    rows = len(item)
+    if rows == 0:
+        return None
+    starts = np.flatnonzero(np.r_[True, item[1:] != item[:-1]])
+    per = rows // len(starts)
+    if per * len(starts) != rows or not np.array_equal(np.diff(np.r_[starts, rows]), np.full(len(starts), per)):
+        return None
+    return item[starts], per
+
+
+def keras_ops_to_numpy(value) -> np.ndarray:
+    """A Keras variable or backend tensor as a NumPy array."""
+    from keras import ops
+
+    return np.asarray(ops.convert_to_numpy(value))

@@ -119,3 +119,108 @@ def prepare_run_dir(run_dir: str | os.PathLike, resume: bool) -> Path:
 
 def steps_for(examples: int, batch_size: int) -> int:
     return max(1, math.ceil(examples / batch_size))
+
+
+def _round_up(width: int, multiple: int) -> int:
+    return width if multiple <= 1 else -(-width // multiple) * multiple
+
+
+class ParallelBatches(keras.utils.PyDataset):
+    """Length-bucketed batches of sentence pairs for teacher-forced sequence-to-sequence training.
+
+    sources, targets: id lists without BOS/EOS (cut to ``max_source_length`` /
+    ``max_target_length``). Each batch is
+    ``({"source": [B, S], "target_in": [B, T]}, target_out [B, T], weights [B, T])``
+    with ``target_in = BOS + target``, ``target_out = target + EOS`` and
+    ``weights`` 1.0 on real tokens, 0.0 on padding (the loss and the accuracy
+    are per target token).
+
+    Pairs are sorted by target then source length (with random tie-breaking
+    when ``shuffle``) and cut into batches of at most ``batch_size`` pairs and,
+    when ``max_tokens`` is set, at most that many padded tokens
+    (B × max(S, T)), so a few long sentences do not blow up memory. Widths are
+    rounded up to a multiple of ``pad_multiple`` (fewer distinct shapes, fewer
+    recompilations under JAX). Batches are reshuffled every epoch from
+    ``seed`` and the epoch number.
+    """
+
+    def __init__(self, sources, targets, batch_size: int, max_source_length: int, max_target_length: int,
+                 max_tokens: int = 0, shuffle: bool = True, seed: int = 0, pad_multiple: int = 1):
+        super().__init__(workers=1, use_multiprocessing=False)
+        from ..tokenizer import BOS_ID, EOS_ID
+
+        if len(sources) != len(targets):
+            raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
+        self.sources = [list(s[:max_source_length]) for s in sources]
+        # target_in and target_out are one longer than the target.
+        self.targets = [list(t[: max_target_length - 1]) for t in targets]
+        self.bos, self.eos = BOS_ID, EOS_ID
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens
+        self.shuffle = shuffle
+        self.seed = seed
+        self.pad_multiple = pad_multiple
+        self.epoch = 0
+        self._make_batches()
+
+    @property
+    def pairs(self) -> int:
+        return len(self.sources)
+
+    def _widths(self, rows) -> tuple[int, int]:
+        source = max((len(self.sources[i]) for i in rows), default=1)
+        target = max((len(self.targets[i]) for i in rows), default=0) + 1
+        return _round_up(max(source, 1), self.pad_multiple), _round_up(target, self.pad_multiple)
+
+    def _make_batches(self) -> None:
+        rng = np.random.default_rng(self.seed + self.epoch)
+        noise = rng.random(len(self.sources)) if self.shuffle else np.zeros(len(self.sources))
+        source_len = np.array([len(s) for s in self.sources], dtype=np.float64)
+        target_len = np.array([len(t) for t in self.targets], dtype=np.float64)
+        order = np.lexsort((noise, source_len, target_len))
+        batches, current, widest = [], [], 0
+        for index in order:
+            width = max(source_len[index], target_len[index] + 1)
+            grown = max(widest, width)
+            if current and (len(current) >= self.batch_size or (self.max_tokens and grown * (len(current) + 1) > self.max_tokens)):
+                batches.append(np.array(current))
+                current, grown = [], width
+            current.append(index)
+            widest = grown
+        if current:
+            batches.append(np.array(current))
+        if self.shuffle:
+            rng.shuffle(batches)
+        # Widest first (an out-of-memory shows at once), a different width second
+        # (so TensorFlow's adapter sees the time axes as variable).
+        sizes = [len(b) * max(self._widths(b)) for b in batches]
+        if len(batches) > 1:
+            top = int(np.argmax(sizes))
+            batches[0], batches[top] = batches[top], batches[0]
+            first = self._widths(batches[0])
+            other = next((i for i in range(1, len(batches)) if self._widths(batches[i]) != first), None)
+            if other is not None:
+                batches[1], batches[other] = batches[other], batches[1]
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int):
+        rows = self.batches[index]
+        source_width, target_width = self._widths(rows)
+        source = np.zeros((len(rows), source_width), np.int32)
+        target_in = np.zeros((len(rows), target_width), np.int32)
+        target_out = np.zeros((len(rows), target_width), np.int32)
+        for r, i in enumerate(rows):
+            src, tgt = self.sources[i], self.targets[i]
+            source[r, : len(src)] = src
+            target_in[r, : len(tgt) + 1] = [self.bos, *tgt]
+            target_out[r, : len(tgt) + 1] = [*tgt, self.eos]
+        weights = (target_out != 0).astype(np.float32)
+        return {"source": source, "target_in": target_in}, target_out, weights
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        if self.shuffle:
+            self._make_batches()

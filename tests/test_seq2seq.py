@@ -1,0 +1,249 @@
+"""The translation model: Keras build, attention, NumPy twin, packages, batching, both backends."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from nlpcore.models.seq2seq import Seq2SeqConfig
+from nlpcore.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+TINY = dict(src_vocab_size=50, tgt_vocab_size=40, embedding_dim=8, encoder_units=6, decoder_units=10,
+            attention_units=7, dropout=0.1)
+CONFIGS = [
+    Seq2SeqConfig(**TINY, attention="luong", encoder_layers=1, decoder_layers=1),
+    Seq2SeqConfig(**TINY, attention="bahdanau", encoder_layers=2, decoder_layers=2),
+    Seq2SeqConfig(**TINY, attention="luong", encoder_layers=2, decoder_layers=2, input_feeding=True, tie_embeddings=True),
+    Seq2SeqConfig(**TINY, attention="bahdanau", encoder_layers=1, decoder_layers=2, input_feeding=True,
+                  attention_activation="relu"),
+    Seq2SeqConfig(**TINY, attention="luong", tie_embeddings=True, attention_activation="linear"),
+]
+IDS = [f"{c.attention}-e{c.encoder_layers}d{c.decoder_layers}{'-if' if c.input_feeding else ''}"
+       f"{'-tied' if c.tie_embeddings else ''}-{c.attention_activation}" for c in CONFIGS]
+
+SOURCE = np.array([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12], [13, 0, 0, 0, 0]], np.int32)
+TARGET_IN = np.array([[BOS_ID, 5, 6, 7], [BOS_ID, 7, 0, 0], [BOS_ID, 9, 9, 9]], np.int32)
+
+
+def randomized(config, seed=1):
+    """A model with non-trivial random weights (every bias and gain exercised)."""
+    import keras
+
+    from nlpcore.models.seq2seq import build_seq2seq
+
+    keras.utils.set_random_seed(seed)
+    model = build_seq2seq(config)
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(0, 0.4, w.shape).astype("float32") for w in model.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+def test_model_builds_with_expected_shapes(config):
+    model = randomized(config)
+    logits = np.asarray(model({"source": SOURCE, "target_in": TARGET_IN}))
+    assert logits.shape == (3, 4, config.tgt_vocab_size) and logits.dtype == np.float32
+    assert np.isfinite(logits).all()
+    names = {layer.name for layer in model.layers}
+    assert {"source_embedding", "target_embedding", "decoder", "bridge_h_0"} <= names
+    assert ("output_projection" in names) == config.tie_embeddings
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+def test_numpy_twin_matches_keras(config):
+    from nlpcore.inference import NumpySeq2Seq
+    from nlpcore.models.seq2seq import build_decoder_step, build_encoder
+
+    model = randomized(config)
+    twin = NumpySeq2Seq(model, config)
+    encoded = twin.encode(SOURCE)
+    keras_encoded = [np.asarray(t) for t in build_encoder(model, config)(SOURCE)]
+    valid = SOURCE != PAD_ID
+    np.testing.assert_allclose(encoded.memory[valid], keras_encoded[0][valid], atol=1e-5)
+    for ours, theirs in zip(encoded.state["h"] + encoded.state["c"],
+                            keras_encoded[1::2] + keras_encoded[2::2]):
+        np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+    # Teacher-forced logits of the training model, step by step.
+    full = np.asarray(model({"source": SOURCE, "target_in": TARGET_IN}))
+    step_model = build_decoder_step(model, config)
+    state = encoded.state
+    keras_state = keras_encoded[1:] + ([np.zeros_like(keras_encoded[1])] if config.input_feeding else [])
+    for t in range(TARGET_IN.shape[1]):
+        logits, state, attention = twin.step(TARGET_IN[:, t], state, encoded)
+        np.testing.assert_allclose(logits, full[:, t], atol=1e-5)
+        outputs = step_model({"ids": TARGET_IN[:, t : t + 1], "source": SOURCE, "memory": keras_encoded[0],
+                              **{f"state_{k}": s for k, s in enumerate(keras_state)}})
+        outputs = [np.asarray(o) for o in outputs]
+        np.testing.assert_allclose(logits, outputs[0], atol=1e-5)
+        np.testing.assert_allclose(attention, outputs[1], atol=1e-5)
+        keras_state = outputs[2:]
+
+
+@pytest.mark.parametrize("config", CONFIGS[:2], ids=IDS[:2])
+def test_numpy_step_handles_reordered_and_dropped_rows(config):
+    from nlpcore.decoding import gather_state, tile_state
+    from nlpcore.inference import NumpySeq2Seq
+
+    twin = NumpySeq2Seq(randomized(config), config)
+    encoded = twin.encode(SOURCE)
+    ids = np.array([5, 7, 9], np.int32)
+    expected, _, expected_attention = twin.step(ids, encoded.state, encoded)
+    beams = tile_state(encoded.state, 4)  # rows b*4+k, the beam layout
+    logits, _, attention = twin.step(np.repeat(ids, 4), beams, encoded)
+    np.testing.assert_allclose(logits, np.repeat(expected, 4, 0), atol=1e-6)
+    rows = np.array([9, 0, 5, 4, 11])  # shuffled, uneven: the general path
+    logits, _, attention = twin.step(np.repeat(ids, 4)[rows], gather_state(beams, rows), encoded)
+    np.testing.assert_allclose(logits, np.repeat(expected, 4, 0)[rows], atol=1e-6)
+    np.testing.assert_allclose(attention, np.repeat(expected_attention, 4, 0)[rows], atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["luong", "bahdanau"])
+def test_attention_weights_sum_to_one_and_skip_padding(kind):
+    from nlpcore.models.attention import make_attention
+
+    rng = np.random.default_rng(0)
+    layer = make_attention(kind, units=5)
+    query = rng.normal(size=(3, 4, 6)).astype("float32")
+    memory = rng.normal(size=(3, 5, 7)).astype("float32")
+    mask = SOURCE != PAD_ID
+    context, weights = (np.asarray(t) for t in layer(query, memory, mask))
+    assert context.shape == (3, 4, 7) and weights.shape == (3, 4, 5)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-6)
+    assert np.all(weights[~np.broadcast_to(mask[:, None, :], weights.shape)] == 0.0)
+    # Context only mixes valid positions: padded memory rows do not matter.
+    noisy = memory.copy()
+    noisy[~mask] = 1e3
+    np.testing.assert_allclose(np.asarray(layer(query, noisy, mask)[0]), context, atol=1e-5)
+
+
+@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[2]], ids=[IDS[0], IDS[2]])
+def test_extra_source_padding_changes_nothing(config):
+    model = randomized(config)
+    padded = np.concatenate([SOURCE, np.zeros((3, 6), np.int32)], axis=1)
+    a = np.asarray(model({"source": SOURCE, "target_in": TARGET_IN}))
+    b = np.asarray(model({"source": padded, "target_in": TARGET_IN}))
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("config", [CONFIGS[1], CONFIGS[2]], ids=[IDS[1], IDS[2]])
+def test_package_round_trip(tmp_path, tiny_tokenizer, config):
+    from nlpcore.packages import ModelCard, load_package, write_package
+
+    model = randomized(config)
+    card = ModelCard(name="translate-xx-yy", task="translation", languages=("xx", "yy"))
+    package = write_package(tmp_path / "pkg", card, config, {"model": model},
+                            {"source": tiny_tokenizer, "target": tiny_tokenizer})
+    loaded = load_package(package.path)
+    assert loaded.config(Seq2SeqConfig) == config
+    again = loaded.load_model()
+    inputs = {"source": SOURCE, "target_in": TARGET_IN}
+    np.testing.assert_allclose(np.asarray(again(inputs)), np.asarray(model(inputs)), atol=1e-6)
+
+
+def test_smoothed_cross_entropy():
+    import keras
+
+    from nlpcore.models.seq2seq import SmoothedCrossEntropy
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 6)).astype("float32")
+    labels = np.array([[1, 2, 0], [4, 0, 0]])
+    weights = (labels != 0).astype("float32")
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(log_probs, labels[..., None], -1)[..., 0]
+    expected = (nll * weights).sum() / weights.sum()  # a mean over real tokens only
+    plain = SmoothedCrossEntropy(0.0)(labels, logits, sample_weight=weights)
+    assert float(plain) == pytest.approx(expected, rel=1e-5)
+    reference = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="none")(labels, logits)
+    np.testing.assert_allclose(np.asarray(SmoothedCrossEntropy(0.0, reduction="none")(labels, logits)),
+                               np.asarray(reference), rtol=1e-5)
+    smooth = -log_probs.mean(-1)
+    expected = ((0.9 * nll + 0.1 * smooth) * weights).sum() / weights.sum()
+    assert float(SmoothedCrossEntropy(0.1)(labels, logits, sample_weight=weights)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_parallel_batches():
+    from nlpcore.train.common import ParallelBatches
+
+    sources = [[5] * n for n in [1, 9, 2, 8, 3, 7, 30, 4]]
+    targets = [[6] * n for n in [2, 8, 1, 9, 3, 6, 25, 5]]
+    data = ParallelBatches(sources, targets, batch_size=3, max_source_length=20, max_target_length=12,
+                           max_tokens=40, seed=1)
+    seen = 0
+    for i in range(len(data)):
+        x, y, w = data[i]
+        src, tin = x["source"], x["target_in"]
+        assert src.dtype == tin.dtype == y.dtype == np.int32 and tin.shape == y.shape == w.shape
+        assert src.shape[1] <= 20 and tin.shape[1] <= 12
+        assert len(src) <= 3 and (len(src) == 1 or len(src) * max(src.shape[1], tin.shape[1]) <= 40)
+        assert (tin[:, 0] == BOS_ID).all()
+        lengths = (y != PAD_ID).sum(1)
+        assert (y[np.arange(len(y)), lengths - 1] == EOS_ID).all()
+        np.testing.assert_array_equal(tin[:, 1:][y[:, :-1] != EOS_ID], y[:, :-1][y[:, :-1] != EOS_ID])
+        np.testing.assert_array_equal(w, (y != PAD_ID).astype(np.float32))
+        seen += len(src)
+    assert seen == len(sources)
+    padded = ParallelBatches(sources, targets, batch_size=4, max_source_length=40, max_target_length=40,
+                             pad_multiple=8, shuffle=False)
+    assert all(padded[i][0]["source"].shape[1] % 8 == 0 for i in range(len(padded)))
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError, match="attention"):
+        Seq2SeqConfig(attention="dot")
+    with pytest.raises(ValueError, match="layers"):
+        Seq2SeqConfig(decoder_layers=0)
+    with pytest.raises(ValueError, match="activation"):
+        Seq2SeqConfig(attention_activation="gelu")
+
+
+# ------------------------------------------------------------ both backends
+_BACKEND_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np, keras
+    from nlpcore.models.seq2seq import Seq2SeqConfig, build_seq2seq, compile_seq2seq
+    from nlpcore.train.common import ParallelBatches
+    config = Seq2SeqConfig(**json.loads(sys.argv[1]))
+    model = build_seq2seq(config)
+    model.load_weights(sys.argv[2])
+    compile_seq2seq(model, 3e-3, 5.0, 0.1)
+    rng = np.random.default_rng(0)
+    sources = [list(rng.integers(4, 30, rng.integers(2, 7))) for _ in range(48)]
+    targets = [list(reversed(s)) for s in sources]
+    data = ParallelBatches(sources, targets, 16, 20, 20, shuffle=False)
+    losses = [float(model.train_on_batch(*data[i % len(data)], return_dict=True)["loss"]) for i in range(6)]
+    print(json.dumps({"backend": keras.backend.backend(), "losses": losses}))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", [dict(attention="luong"), dict(attention="bahdanau", input_feeding=True)],
+                         ids=["luong", "bahdanau-if"])
+def test_tensorflow_and_jax_train_alike(tmp_path, variant):
+    """Same weights, same batches, no dropout: the two backends' losses agree step by step."""
+    import dataclasses
+
+    from nlpcore.models.seq2seq import build_seq2seq
+
+    config = Seq2SeqConfig(src_vocab_size=30, tgt_vocab_size=30, embedding_dim=16, encoder_units=16,
+                           decoder_units=24, attention_units=16, dropout=0.0, **variant)
+    weights = tmp_path / "start.weights.h5"
+    build_seq2seq(config).save_weights(weights)
+    results = {}
+    for backend in ("tensorflow", "jax"):
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        out = subprocess.run([sys.executable, "-c", _BACKEND_SCRIPT, json.dumps(dataclasses.asdict(config)),
+                              str(weights)], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        record = json.loads(out.stdout.strip().splitlines()[-1])
+        assert record["backend"] == backend
+        results[backend] = record["losses"]
+    np.testing.assert_allclose(results["jax"], results["tensorflow"], rtol=2e-3)
+    assert results["tensorflow"][-1] < results["tensorflow"][0]  # it learns
