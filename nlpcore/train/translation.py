@@ -1,0 +1,325 @@
+"""Train a translation model and write its model package.
+
+``nlpcore train translation --config configs/translate-en-fr.yaml``
+
+Steps: read the parallel corpus (rows whose license is excluded are dropped),
+split it by hashing each pair's source sentence (so a sentence with several
+translations never straddles the split), train one SentencePiece model per
+language on the training side, train the encoder–decoder with teacher forcing
+over length-bucketed batches (validation every epoch, learning rate halved
+when the validation loss stalls, early stopping, checkpoint + ``--resume``),
+then translate the validation split with beam search, score it with BLEU and
+chrF (sacrebleu) and write the package. With ``compare_attention`` a second
+model with the other attention type is trained with identical settings; both
+are scored and the better one (validation BLEU) is shipped, the comparison
+going into the card.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import data as corpora
+from ..models.seq2seq import Seq2SeqConfig
+from ..packages import DataSource, ModelCard, write_package
+from ..tokenizer import Tokenizer, TokenizerConfig
+
+# Licence of a corpus's rows when the file has no per-row license column.
+CORPUS_LICENSES = {"en-fr": ("tatoeba", "CC-BY-2.0-FR")}
+NON_COMMERCIAL = "CC-BY-NC-SA-4.0"
+
+TOKENIZER_CHOICE = (
+    "Separate SentencePiece models for the source and the target language, each trained on its own side "
+    "of the training split. The languages use different scripts or spellings (Hangul vs Latin; French "
+    "accents), so a joint vocabulary would spend its budget on pieces one side never uses; with separate "
+    "models each language gets a vocabulary sized for it (Korean with character_coverage 0.9995), the "
+    "output softmax covers target pieces only (a smaller matrix: faster beam search), and names or numbers "
+    "that a joint vocabulary would copy are handled by byte fallback and unknown-piece replacement."
+)
+
+
+@dataclass(frozen=True)
+class TranslationTrainConfig:
+    """Everything a translation run needs; saved in the package as ``config.yaml``.
+
+    source / target: language codes (columns of the corpus table).
+    corpus: a corpus name of :data:`nlpcore.data.CORPORA` (``en-fr``, ``ko-en``) or a file.
+    exclude_licenses: rows with these licenses are not used (e.g. ``CC-BY-NC-SA-4.0``
+        for a commercially usable model).
+    validation_fraction / split_salt: the hash split on the source sentence.
+    max_train_pairs: 0 for all; a number draws that many pairs (quick runs).
+    max_validation_pairs: 0 for all; caps the beam-search evaluation.
+    source_tokenizer / target_tokenizer: the two SentencePiece models.
+    batch_size: most pairs per batch; max_tokens: most padded tokens per batch (0 = no cap).
+    learning_rate, lr_decay, min_learning_rate: Adam's rate, multiplied by
+        ``lr_decay`` whenever the validation loss does not improve.
+    clip_global_norm: gradient clipping by global norm; label_smoothing: ε.
+    patience: epochs without validation-loss improvement before stopping.
+    beam_size, length_penalty: how the validation split is translated for BLEU.
+    compare_attention: also train the other attention type and ship the better.
+    """
+
+    name: str = "translate-en-fr"
+    source: str = "en"
+    target: str = "fr"
+    description: str = ""
+    license: str = ""
+    corpus: str = "en-fr"
+    exclude_licenses: tuple[str, ...] = ()
+    validation_fraction: float = 0.05
+    split_salt: str = "malbeot"
+    max_train_pairs: int = 0
+    max_validation_pairs: int = 0
+    source_tokenizer: TokenizerConfig = TokenizerConfig(vocab_size=8000, character_coverage=1.0)
+    target_tokenizer: TokenizerConfig = TokenizerConfig(vocab_size=8000, character_coverage=1.0)
+    model: Seq2SeqConfig = Seq2SeqConfig()
+    batch_size: int = 64
+    max_tokens: int = 3000
+    epochs: int = 15
+    learning_rate: float = 1e-3
+    lr_decay: float = 0.5
+    min_learning_rate: float = 3e-5
+    clip_global_norm: float = 5.0
+    label_smoothing: float = 0.1
+    patience: int = 3
+    seed: int = 42
+    beam_size: int = 5
+    length_penalty: float = 0.6
+    compare_attention: bool = False
+    output: str = "runs/translate-en-fr/package"
+    run_dir: str = "runs/translate-en-fr"
+
+
+# ====================================================================== data
+def pair_key(text: str) -> str:
+    """What the split hashes: the sentence with its spacing and case normalised."""
+    return " ".join(text.lower().split())
+
+
+def row_license(corpus: str, pair: corpora.Pair) -> tuple[str, str]:
+    """(origin, license) of a row, from its own columns or the corpus default."""
+    if pair.license:
+        return pair.origin or corpus, pair.license
+    return CORPUS_LICENSES.get(corpus, (corpus, ""))
+
+
+def load_pairs(config: TranslationTrainConfig):
+    """(train pairs, validation pairs, {(origin, license): rows used for training})."""
+    train, validation, seen = [], [], set()
+    used: dict[tuple[str, str], int] = {}
+    excluded = set(config.exclude_licenses)
+    for pair in corpora.read_parallel(corpora.corpus_path(config.corpus), config.source, config.target):
+        origin, license_ = row_license(config.corpus, pair)
+        if license_ in excluded:
+            continue
+        key = (pair_key(pair.source), pair_key(pair.target))
+        if key in seen:
+            continue
+        seen.add(key)
+        if corpora.is_validation(key[0], config.validation_fraction, config.split_salt):
+            validation.append(pair)
+        else:
+            train.append(pair)
+    rng = random.Random(config.seed)
+    if config.max_train_pairs and len(train) > config.max_train_pairs:
+        train = rng.sample(train, config.max_train_pairs)
+    if config.max_validation_pairs and len(validation) > config.max_validation_pairs:
+        validation = random.Random(config.seed + 1).sample(validation, config.max_validation_pairs)
+    for pair in train:
+        origin, license_ = row_license(config.corpus, pair)
+        used[(origin, license_)] = used.get((origin, license_), 0) + 1
+    return train, validation, used
+
+
+def resulting_license(used: dict[tuple[str, str], int]) -> str:
+    """The license a model trained on these rows carries (the most restrictive of its data)."""
+    licenses = {license_ for (_, license_), n in used.items() if n}
+    if NON_COMMERCIAL in licenses:
+        return "CC-BY-NC-SA-4.0 (non-commercial use only: trained on CC BY-NC-SA 4.0 rows)"
+    if "CC-BY-SA-3.0" in licenses:
+        return "CC-BY-SA-3.0 (share-alike; attribution to Tatoeba contributors, CC-BY 2.0 FR)" \
+            if "CC-BY-2.0-FR" in licenses else "CC-BY-SA-3.0"
+    return "CC-BY-2.0-FR" if licenses == {"CC-BY-2.0-FR"} else ", ".join(sorted(licenses))
+
+
+def _tokenizer(path: Path, texts, config: TokenizerConfig, resume: bool) -> Tokenizer:
+    if resume and path.is_file():
+        return Tokenizer.load(path)
+    tokenizer = Tokenizer.train(texts, config)
+    tokenizer.save(path)
+    return tokenizer
+
+
+def encode_pairs(pairs, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer):
+    return (source_tokenizer.encode([p.source for p in pairs]), target_tokenizer.encode([p.target for p in pairs]))
+
+
+# ====================================================================== training
+def fit_model(config: TranslationTrainConfig, model_config: Seq2SeqConfig, train_data, val_data, run_dir: Path,
+              resume: bool, verbose: int = 2):
+    """Train one model in ``run_dir`` (resumable); returns (model, history dict, seconds, epochs run)."""
+    import keras
+
+    from ..models.seq2seq import build_seq2seq, compile_seq2seq
+    from .common import prepare_run_dir, standard_callbacks
+
+    run_dir = prepare_run_dir(run_dir, resume)
+    done = run_dir / "final.weights.h5"
+    summary_path = run_dir / "summary.json"
+    keras.utils.set_random_seed(config.seed)
+    model = build_seq2seq(model_config, name=config.name.replace("-", "_"))
+    if resume and done.is_file() and summary_path.is_file():  # this model finished before the interruption
+        model.load_weights(done)  # before compiling: the file holds no optimizer state
+        summary = json.loads(summary_path.read_text())
+        return model, summary["history"], summary["seconds"], summary["epochs"]
+    compile_seq2seq(model, config.learning_rate, config.clip_global_norm, config.label_smoothing)
+    started = time.time()
+    callbacks = standard_callbacks(run_dir, config.patience, monitor="val_loss")
+    callbacks.append(keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss", factor=config.lr_decay, patience=0, min_lr=config.min_learning_rate, verbose=verbose))
+    history = model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks,
+                        verbose=verbose)
+    seconds = time.time() - started
+    hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    finished = build_seq2seq(model_config, name=model.name)
+    finished.set_weights(model.get_weights())
+    finished.save_weights(done)
+    summary_path.write_text(json.dumps({"history": hist, "seconds": seconds, "epochs": len(hist.get("loss", []))}))
+    return model, hist, seconds, len(hist.get("loss", []))
+
+
+def evaluate_model(model, model_config: Seq2SeqConfig, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer,
+                   pairs, config: TranslationTrainConfig, samples: int = 20) -> dict:
+    """Beam-search the validation pairs; BLEU, chrF, speed and sample translations."""
+    from ..evaluate import bleu_chrf
+    from ..services import TranslateOptions
+    from ..translation import TranslationModel
+
+    runner = TranslationModel(model, model_config, source_tokenizer, target_tokenizer, config.name,
+                              config.source, config.target)
+    options = TranslateOptions(beam_size=config.beam_size, length_penalty=config.length_penalty)
+    started = time.perf_counter()
+    results = runner.translate_sentences([p.source for p in pairs], options)
+    seconds = time.perf_counter() - started
+    hypotheses = [" ".join(c.hypotheses[0].text for c in chunks if c.hypotheses) for chunks in results]
+    scores = bleu_chrf(hypotheses, [p.target for p in pairs])
+    return {
+        **{k: round(v, 2) if isinstance(v, float) else v for k, v in scores.items()},
+        "beam_size": config.beam_size,
+        "length_penalty": config.length_penalty,
+        "decode_seconds": round(seconds, 1),
+        "samples": [{"source": p.source, "reference": p.target, "translation": h}
+                    for p, h in list(zip(pairs, hypotheses))[:samples]],
+    }
+
+
+def train(config: TranslationTrainConfig, resume: bool = False, output: str | None = None, verbose: int = 2):
+    """Train, evaluate on the validation split and write the package. Returns the Package."""
+    from ..models.seq2seq import build_seq2seq
+    from .common import ParallelBatches
+
+    started = time.time()
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_pairs, val_pairs, used = load_pairs(config)
+    print(f"pairs: {len(train_pairs):,} train, {len(val_pairs):,} validation; rows used: "
+          + ", ".join(f"{o} ({l}) {n:,}" for (o, l), n in used.items()), flush=True)
+    source_tokenizer = _tokenizer(run_dir / "source.model", (p.source for p in train_pairs),
+                                  config.source_tokenizer, resume)
+    target_tokenizer = _tokenizer(run_dir / "target.model", (p.target for p in train_pairs),
+                                  config.target_tokenizer, resume)
+    model_config = dataclasses.replace(config.model, src_vocab_size=source_tokenizer.vocab_size,
+                                       tgt_vocab_size=target_tokenizer.vocab_size)
+
+    x_src, x_tgt = encode_pairs(train_pairs, source_tokenizer, target_tokenizer)
+    keep = [i for i, (s, t) in enumerate(zip(x_src, x_tgt))
+            if len(s) <= model_config.max_source_length and len(t) < model_config.max_target_length]
+    dropped = len(x_src) - len(keep)
+    x_src, x_tgt = [x_src[i] for i in keep], [x_tgt[i] for i in keep]
+    v_src, v_tgt = encode_pairs(val_pairs, source_tokenizer, target_tokenizer)
+    pad = 8 if _backend() == "jax" else 1
+    train_data = ParallelBatches(x_src, x_tgt, config.batch_size, model_config.max_source_length,
+                                 model_config.max_target_length, config.max_tokens, True, config.seed, pad)
+    val_data = ParallelBatches(v_src, v_tgt, config.batch_size, model_config.max_source_length,
+                               model_config.max_target_length, config.max_tokens, False, 0, pad)
+    print(f"training pairs after the length limits: {len(x_src):,} ({dropped:,} longer ones dropped); "
+          f"{len(train_data):,} batches per epoch", flush=True)
+
+    variants = [model_config.attention]
+    if config.compare_attention:
+        variants.append("bahdanau" if model_config.attention == "luong" else "luong")
+    runs = {}
+    for attention in variants:
+        variant_config = dataclasses.replace(model_config, attention=attention)
+        print(f"--- training with {attention} attention", flush=True)
+        model, history, seconds, epochs = fit_model(config, variant_config, train_data, val_data,
+                                                    run_dir / attention, resume, verbose)
+        evaluation = evaluate_model(model, variant_config, source_tokenizer, target_tokenizer, val_pairs, config)
+        best = int(np.argmin(history["val_loss"])) if history.get("val_loss") else -1
+        runs[attention] = {
+            "model": model, "config": variant_config, "history": history, "train_seconds": round(seconds, 1),
+            "epochs": epochs, "evaluation": evaluation,
+            "summary": {"bleu": evaluation["bleu"], "chrf": evaluation["chrf"],
+                        "token_accuracy": round(history["val_accuracy"][best], 4) if best >= 0 else None,
+                        "loss": round(history["val_loss"][best], 4) if best >= 0 else None},
+        }
+        print(json.dumps({"attention": attention, **runs[attention]["summary"], "epochs": epochs,
+                          "train_seconds": round(seconds)}), flush=True)
+
+    chosen = max(runs, key=lambda a: (runs[a]["summary"]["bleu"], a == model_config.attention))
+    run = runs[chosen]
+    split = (f"validation ({config.validation_fraction:.0%} hash split of {config.corpus} on the source "
+             f"sentence, {len(val_pairs):,} pairs, beam {config.beam_size})")
+    used_rows = tuple(DataSource(f"{config.corpus}:{origin}", rows=n, license=license_)
+                      for (origin, license_), n in sorted(used.items()))
+    license_ = config.license or resulting_license(used)
+    comparison = {a: {**r["summary"], "epochs": r["epochs"], "train_seconds": r["train_seconds"]}
+                  for a, r in runs.items()}
+    card = ModelCard(
+        name=config.name,
+        task="translation",
+        languages=(config.source, config.target),
+        description=config.description or f"{config.source}→{config.target} BiLSTM encoder, LSTM decoder "
+                                          f"with {chosen} attention, SentencePiece subwords",
+        data=used_rows,
+        license=license_,
+        metrics={split: run["summary"]},
+        extra={
+            "source_language": config.source,
+            "target_language": config.target,
+            "attention": chosen,
+            "attention_comparison": comparison,
+            "tokenizers": TOKENIZER_CHOICE,
+            "excluded_licenses": list(config.exclude_licenses),
+            "epochs_run": run["epochs"],
+            "train_seconds": run["train_seconds"],
+            "total_seconds": round(time.time() - started, 1),
+            "parameters": int(run["model"].count_params()),
+            "training_pairs": len(x_src),
+        },
+    )
+    shipped_config = dataclasses.replace(config, model=run["config"])
+    shipped = build_seq2seq(run["config"], name=run["model"].name)  # uncompiled, loads on any backend
+    shipped.set_weights(run["model"].get_weights())
+    evaluation = {"split": split, "chosen": chosen,
+                  "runs": {a: {"history": r["history"], "evaluation": r["evaluation"]} for a, r in runs.items()}}
+    package = write_package(
+        output or config.output, card, shipped_config, {"model": shipped},
+        {"source": source_tokenizer, "target": target_tokenizer},
+        files={"evaluation.json": json.dumps(evaluation, indent=2, ensure_ascii=False).encode()},
+    )
+    print(json.dumps({"package": str(package.path), "attention": chosen, **run["summary"]}), flush=True)
+    return package
+
+
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()

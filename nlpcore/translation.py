@@ -1,0 +1,391 @@
+"""The translation service: :class:`Translator` over the installed ``translate-<src>-<tgt>`` packages.
+
+One translation: normalise → split into paragraphs (kept) and sentences →
+SentencePiece-encode → the encoder runs once per batch of sentences → beam
+search over the NumPy decoder step (all beams of all sentences in a batch are
+one array) → unknown pieces replaced by their most-attended source piece →
+decode → :class:`~nlpcore.services.Translation` with the n-best list, scores,
+attention [T_tgt, T_src] and timings.
+
+Importing this module is cheap: Keras loads with the first model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .services import Hypothesis, TranslateOptions, Translation
+from .tokenizer import BOS_ID, UNK_ID, normalize
+
+if TYPE_CHECKING:
+    import keras
+
+    from .decoding import SearchHypothesis
+    from .packages import Package
+    from .tokenizer import Tokenizer
+
+PACKAGE_PREFIX = "translate-"
+_SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"'”’»)\]]*\s+")
+_PARAGRAPH_BREAK = re.compile(r"(\s*\n\s*)")
+
+
+# ====================================================================== text layout
+def split_paragraphs(text: str) -> list[tuple[str, str]]:
+    """(paragraph, separator that follows it) pairs; joining them gives back the layout.
+
+    Spaces inside a line are squeezed; runs of blank lines are kept as they are
+    (minus trailing spaces), so a translation keeps the input's paragraph structure.
+    """
+    parts = _PARAGRAPH_BREAK.split(normalize(text).strip())
+    out = []
+    for i in range(0, len(parts), 2):
+        separator = parts[i + 1] if i + 1 < len(parts) else ""
+        out.append((" ".join(parts[i].split()), "\n" * separator.count("\n")))
+    return out
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """Sentences of one paragraph, split after ``. ! ? …`` (and closing quotes) followed by a space."""
+    return [s for s in (part.strip() for part in _SENTENCE_END.split(paragraph)) if s]
+
+
+def _chunks(ids: list[int], limit: int, pieces: list[str]) -> list[list[int]]:
+    """Cut an over-long sentence into runs of ≤ ``limit`` pieces, preferring word starts after punctuation."""
+    out, start = [], 0
+    while len(ids) - start > limit:
+        end = start + limit
+        cut = next((i for i in range(end, start + limit // 2, -1)
+                    if pieces[i].startswith("\u2581") and pieces[i - 1][-1:] in ",;:"), None)
+        cut = cut or next((i for i in range(end, start + limit // 2, -1) if pieces[i].startswith("\u2581")), end)
+        out.append(ids[start:cut])
+        start = cut
+    out.append(ids[start:])
+    return out
+
+
+# ====================================================================== one model
+@dataclass(frozen=True)
+class SentenceResult:
+    """One source sentence (or chunk) and its n-best hypotheses (as service records)."""
+
+    source_pieces: tuple[str, ...]
+    hypotheses: tuple[Hypothesis, ...]
+
+
+class TranslationModel:
+    """One translation direction: tokenizers, the Keras model and its NumPy twin.
+
+    Build from a package with :meth:`from_package`, or from an in-memory model
+    (the trainer evaluates that way). ``keras_model`` stays the source of
+    truth; decoding runs on :class:`~nlpcore.inference.NumpySeq2Seq`.
+    """
+
+    def __init__(self, keras_model: "keras.Model", config: Any, source_tokenizer: "Tokenizer",
+                 target_tokenizer: "Tokenizer", name: str = "", source_lang: str = "", target_lang: str = ""):
+        from .inference import NumpySeq2Seq
+
+        self.name = name
+        self.model_config = config
+        self.source_lang = source_lang
+        self.target_lang = target_lang
+        self.keras_model = keras_model
+        self.source_tokenizer = source_tokenizer
+        self.target_tokenizer = target_tokenizer
+        self.numpy = NumpySeq2Seq(keras_model, config)
+
+    @classmethod
+    def from_package(cls, package: "Package") -> "TranslationModel":
+        from .train.translation import TranslationTrainConfig
+
+        config = package.config(TranslationTrainConfig)
+        return cls(package.load_model(), config.model, package.tokenizer("source"), package.tokenizer("target"),
+                   name=package.card.name, source_lang=config.source, target_lang=config.target)
+
+    # ---------------------------------------------------------------- search
+    def search(self, sequences: Sequence[Sequence[int]], options: TranslateOptions = TranslateOptions(),
+               batch_size: int = 64) -> list[list["SearchHypothesis"]]:
+        """n-best hypotheses for each source id list (at most ``max_source_length`` pieces each).
+
+        Sentences are decoded in batches of similar length: the encoder runs
+        once per batch, then one beam search steps all their beams together.
+        """
+        from .decoding import beam_search, greedy_search
+        from .train.common import pad_batch
+
+        limit = self.model_config.max_source_length
+        results: list[list] = [[] for _ in sequences]
+        order = np.argsort([len(s) for s in sequences], kind="stable")
+        order = [i for i in order if len(sequences[i])]  # empty sources translate to nothing
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            source = pad_batch([list(sequences[i])[:limit] for i in rows])
+            encoded = self.numpy.encode(source)
+            lengths = encoded.lengths
+            max_length = np.minimum(np.ceil(options.max_length_ratio * lengths) + 10,
+                                    self.model_config.max_target_length).astype(np.int64)
+            start_ids = np.full(len(rows), BOS_ID, np.int32)
+            step = self.numpy.step_function(encoded)
+            if options.beam_size == 1:
+                found = [[h] for h in greedy_search(
+                    step, start_ids, encoded.state, max_length, no_repeat_ngram=options.no_repeat_ngram,
+                    length_penalty_alpha=options.length_penalty)]
+            else:
+                found = beam_search(
+                    step, start_ids, encoded.state, options.beam_size, max_length, n_best=options.n_best,
+                    length_penalty_alpha=options.length_penalty, no_repeat_ngram=options.no_repeat_ngram)
+            for row, hypotheses in zip(rows, found):
+                results[row] = hypotheses
+        return results
+
+    # ---------------------------------------------------------------- sentences
+    def prepare(self, sentence: str) -> list[tuple[list[int], list[str]]]:
+        """(ids, pieces) of a sentence, cut into chunks the model accepts."""
+        ids = self.source_tokenizer.encode(sentence)
+        pieces = [self.source_tokenizer.id_to_piece(i) for i in ids]
+        limit = self.model_config.max_source_length
+        if len(ids) <= limit:
+            return [(ids, pieces)]
+        out, start = [], 0
+        for chunk in _chunks(ids, limit, pieces):
+            out.append((chunk, pieces[start : start + len(chunk)]))
+            start += len(chunk)
+        return out
+
+    def to_hypothesis(self, found: "SearchHypothesis", source_pieces: Sequence[str],
+                      options: TranslateOptions) -> Hypothesis:
+        from .decoding import replace_unknown
+
+        ids = list(found.ids)
+        pieces = [self.target_tokenizer.id_to_piece(i) for i in ids]
+        attention = found.attention
+        if attention is not None:
+            attention = np.asarray(attention, np.float32)[:, : len(source_pieces)]
+        if options.replace_unknown and UNK_ID in ids:
+            pieces = replace_unknown(ids, attention, list(source_pieces), pieces, UNK_ID)
+            text = self.target_tokenizer.decode_pieces(pieces)
+        else:
+            text = self.target_tokenizer.decode(ids)
+        return Hypothesis(text=text, score=float(found.score), pieces=tuple(pieces), attention=attention)
+
+    def translate_sentences(self, sentences: Sequence[str], options: TranslateOptions = TranslateOptions(),
+                            batch_size: int = 64) -> list[list[SentenceResult]]:
+        """For each sentence, its chunks' results (one chunk unless it is over-long)."""
+        prepared = [self.prepare(s) for s in sentences]
+        flat = [chunk for chunks in prepared for chunk in chunks]
+        found = self.search([ids for ids, _ in flat], options, batch_size)
+        results, k = [], 0
+        for chunks in prepared:
+            mine = []
+            for ids, pieces in chunks:
+                hyps = tuple(self.to_hypothesis(h, pieces, options) for h in found[k])
+                mine.append(SentenceResult(tuple(pieces), hyps))
+                k += 1
+            results.append(mine)
+        return results
+
+
+# ====================================================================== the service
+def _join(parts: Sequence[tuple[str, str]]) -> str:
+    return "".join(text + separator for text, separator in parts)
+
+
+def _block_diagonal(blocks: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    if any(b is None for b in blocks):
+        return None
+    rows = sum(b.shape[0] for b in blocks)
+    cols = sum(b.shape[1] for b in blocks)
+    out = np.zeros((rows, cols), np.float32)
+    r = c = 0
+    for b in blocks:
+        out[r : r + b.shape[0], c : c + b.shape[1]] = b
+        r, c = r + b.shape[0], c + b.shape[1]
+    return out
+
+
+class Translator:
+    """Translation between the language pairs of the installed packages.
+
+    ``translate(text, src, tgt, options)`` keeps the input's paragraphs (line
+    breaks) and translates each sentence on its own; the result's n-best list
+    joins the k-th hypothesis of every sentence, its score is their mean, and
+    its attention is block-diagonal over all source and target pieces
+    ([T_tgt, T_src], rows sum to 1; ``Translation.source_pieces`` are the
+    columns). Empty or blank input gives an empty translation.
+    """
+
+    def __init__(self, models: Iterable[TranslationModel]):
+        self._models = {(m.source_lang, m.target_lang): m for m in models}
+        if not self._models:
+            raise ValueError("a Translator needs at least one model")
+
+    @classmethod
+    def load(cls, names: Sequence[str] | None = None) -> "Translator":
+        """Load every installed ``translate-<src>-<tgt>`` package (or only ``names``).
+
+        Unreadable packages are skipped; none at all is a PackageError naming why.
+        """
+        from .packages import PackageError, find_package, iter_packages, load_package
+
+        if names is None:
+            names = [path.name for path, card in iter_packages() if path.name.startswith(PACKAGE_PREFIX)
+                     and (isinstance(card, PackageError) or card.task == "translation")]
+        models, errors = [], []
+        for name in names:
+            try:
+                models.append(TranslationModel.from_package(load_package(find_package(name))))
+            except PackageError as exc:
+                errors.append(str(exc))
+        if not models:
+            raise PackageError("no translation model could be loaded"
+                               + (": " + "; ".join(errors) if errors else " (none is installed)"))
+        return cls(models)
+
+    @property
+    def directions(self) -> list[tuple[str, str]]:
+        """(source, target) language codes that can be translated, e.g. ``("en", "fr")``."""
+        return sorted(self._models)
+
+    @property
+    def models(self) -> list[str]:
+        return [m.name for m in self._models.values()]
+
+    def model(self, src: str, tgt: str) -> TranslationModel:
+        if (src, tgt) not in self._models:
+            from .packages import PackageError
+
+            have = ", ".join(f"{s}→{t}" for s, t in self.directions)
+            raise PackageError(f"no translation model for {src}→{tgt} is installed (installed: {have})")
+        return self._models[(src, tgt)]
+
+    def translate(self, text: str, src: str, tgt: str,
+                  options: TranslateOptions = TranslateOptions()) -> Translation:
+        """Translate one text (any number of sentences and paragraphs)."""
+        return self.translate_batch([text], src, tgt, options)[0]
+
+    def translate_batch(self, texts: Sequence[str], src: str, tgt: str,
+                        options: TranslateOptions = TranslateOptions(), batch_size: int = 64) -> list[Translation]:
+        """Translate many texts at once: every sentence of every text goes into
+        length-sorted batches (identical sentences are decoded once)."""
+        started = time.perf_counter()
+        model = self.model(src, tgt)
+        layouts = []  # per text: [(sentences, separator)]
+        unique: dict[str, int] = {}
+        for text in texts:
+            paragraphs = split_paragraphs(text if isinstance(text, str) else "")
+            layout = []
+            for paragraph, separator in paragraphs:
+                sentences = split_sentences(paragraph)
+                for s in sentences:
+                    unique.setdefault(s, len(unique))
+                layout.append((sentences, separator))
+            layouts.append(layout)
+        prepared_at = time.perf_counter()
+        results = model.translate_sentences(list(unique), options, batch_size) if unique else []
+        searched_at = time.perf_counter()
+        share = (searched_at - prepared_at) / max(len(unique), 1)
+        out = []
+        for text, layout in zip(texts, layouts):
+            sentences = [s for sentences, _ in layout for s in sentences]
+            if not sentences:
+                out.append(Translation(source=text, src_lang=src, tgt_lang=tgt, model=model.name,
+                                       hypotheses=(Hypothesis(text="", score=0.0, attention=np.zeros((0, 0), np.float32)),),
+                                       timings={"encode": 0.0, "search": 0.0, "total": 0.0}))
+                continue
+            chunks = {s: results[unique[s]] for s in sentences}
+            out.append(self._assemble(text, src, tgt, model.name, layout, chunks, options,
+                                      search_seconds=share * len(set(sentences)),
+                                      prepare_seconds=(prepared_at - started) / max(len(texts), 1)))
+        return out
+
+    def _assemble(self, text, src, tgt, name, layout, chunks, options, search_seconds, prepare_seconds) -> Translation:
+        hypotheses = []
+        n = max(len(r.hypotheses) for results in chunks.values() for r in results)
+        source_pieces = [p for sentences, _ in layout for s in sentences for r in chunks[s] for p in r.source_pieces]
+        for k in range(n):
+            paragraphs, pieces, blocks, scores = [], [], [], []
+            for sentences, separator in layout:
+                parts = []
+                for s in sentences:
+                    for r in chunks[s]:
+                        h = r.hypotheses[min(k, len(r.hypotheses) - 1)] if r.hypotheses else Hypothesis("", 0.0)
+                        parts.append(h.text)
+                        pieces.extend(h.pieces)
+                        blocks.append(h.attention if h.attention is not None
+                                      else (np.zeros((0, len(r.source_pieces)), np.float32) if not r.hypotheses else None))
+                        scores.append(h.score)
+                paragraphs.append((" ".join(p for p in parts if p), separator))
+            hypotheses.append(Hypothesis(text=_join(paragraphs),
+                                         score=float(np.mean(scores)) if scores else 0.0,
+                                         pieces=tuple(pieces), attention=_block_diagonal(blocks)))
+        total = prepare_seconds + search_seconds
+        return Translation(source=text, src_lang=src, tgt_lang=tgt, hypotheses=tuple(hypotheses),
+                           source_pieces=tuple(source_pieces), model=name,
+                           timings={"encode": round(prepare_seconds, 6), "search": round(search_seconds, 6),
+                                    "total": round(total, 6)})
+
+
+# ====================================================================== command line
+def _stdin_lines() -> Iterator[tuple[str, str | None]]:
+    for raw in sys.stdin.buffer:
+        raw = raw.rstrip(b"\r\n")
+        try:
+            yield raw.decode("utf-8"), None
+        except UnicodeDecodeError:
+            yield "", "line is not valid UTF-8"
+
+
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def cli_translate(args) -> int:
+    """``nlpcore translate --src S --tgt T [--beam K] [--json] [TEXT ...]``.
+
+    Each TEXT, or each stdin line when there is none, gives exactly one output
+    line, in order: the translation (line breaks inside a TEXT become spaces),
+    or with ``--json`` an object ``{"translation", "score", "model"}``
+    (``"error"`` instead of a score when the line could not be read). Empty
+    lines give empty lines. Exit status 1 when no model for the direction is
+    installed.
+    """
+    from .packages import PackageError
+
+    try:
+        options = TranslateOptions(beam_size=max(1, int(getattr(args, "beam", 5) or 1)))
+        translator = Translator.load()
+        translator.model(args.src, args.tgt)
+    except (PackageError, ValueError) as exc:
+        sys.stderr.write(f"nlpcore: {exc}\n")
+        return 1
+    as_json = bool(getattr(args, "json", False))
+    source = ((t, None) for t in args.texts) if getattr(args, "texts", None) else _stdin_lines()
+    out = sys.stdout
+    for chunk in _batched(source, 2048):
+        translations = translator.translate_batch([t for t, _ in chunk], args.src, args.tgt, options)
+        for (text, error), result in zip(chunk, translations):
+            if as_json:
+                record: dict[str, Any] = {"translation": result.text}
+                if error is not None:
+                    record["error"] = error
+                else:
+                    record["score"] = round(result.hypotheses[0].score, 6) if result.hypotheses else 0.0
+                    record["model"] = result.model
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                out.write(" ".join(result.text.split("\n")) + "\n")
+        out.flush()
+    return 0

@@ -1,0 +1,250 @@
+"""Translation training on a fixture corpus, the Translator service and the CLI contract.
+
+The fixture is 300 made-up English→French number-word pairs ("three one four"
+→ "trois un quatre"): a model learns it in seconds, its attention must walk
+along the source, and its package goes through the same code as the real ones.
+"""
+
+import gzip
+import json
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nlpcore.services import TranslateOptions
+
+EN = "zero one two three four five six seven eight nine".split()
+FR = "zéro un deux trois quatre cinq six sept huit neuf".split()
+
+
+def number_pairs(count=300, seed=0):
+    rng = random.Random(seed)
+    pairs = set()
+    while len(pairs) < count:
+        digits = [rng.randrange(10) for _ in range(rng.randint(2, 6))]
+        pairs.add((" ".join(EN[d] for d in digits), " ".join(FR[d] for d in digits)))
+    return sorted(pairs)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(package, training config) of a tiny en→fr model trained on the fixture, both attention types compared."""
+    from nlpcore.models.seq2seq import Seq2SeqConfig
+    from nlpcore.tokenizer import TokenizerConfig
+    from nlpcore.train.translation import TranslationTrainConfig, train
+
+    root = tmp_path_factory.mktemp("translation")
+    corpus = root / "numbers.tsv.gz"
+    with gzip.open(corpus, "wt", encoding="utf-8") as handle:
+        handle.write("en\tfr\n" + "".join(f"{en}\t{fr}\n" for en, fr in number_pairs()))
+    tokenizer = TokenizerConfig(vocab_size=300, character_coverage=1.0, hard_vocab_limit=False)
+    config = TranslationTrainConfig(
+        name="translate-en-fr", source="en", target="fr", corpus=str(corpus), validation_fraction=0.15,
+        source_tokenizer=tokenizer, target_tokenizer=tokenizer,
+        model=Seq2SeqConfig(embedding_dim=32, encoder_units=32, encoder_layers=1, decoder_units=64,
+                            decoder_layers=1, attention_units=32, attention_activation="relu", dropout=0.0),
+        batch_size=16, max_tokens=0, epochs=12, learning_rate=1e-2, patience=12, beam_size=3,
+        compare_attention=True, run_dir=str(root / "run"), output=str(root / "translate-en-fr"),
+    )
+    package = train(config, verbose=0)
+    return package, config
+
+
+@pytest.fixture
+def installed(trained, tmp_path, monkeypatch, _user_home):
+    """The fixture package installed in this test's empty user folder, with no shipped models."""
+    from nlpcore.packages import install_package
+
+    monkeypatch.setenv("MALBEOT_ASSETS", str(tmp_path / "no-assets"))
+    install_package(trained[0].path)
+    return _user_home
+
+
+@pytest.fixture
+def translator(installed):
+    from nlpcore.translation import Translator
+
+    return Translator.load()
+
+
+# ------------------------------------------------------------ training and package
+def test_training_learns_and_writes_a_complete_package(trained):
+    package, config = trained
+    card = package.card
+    assert card.task == "translation" and card.languages == ("en", "fr")
+    assert {"config.yaml", "model.keras", "source.model", "target.model", "evaluation.json"} <= set(card.files)
+    ((split, metrics),) = card.metrics.items()
+    assert split.startswith("validation") and "beam 3" in split
+    assert metrics["token_accuracy"] > 0.9  # chance is about 1 in 11
+    assert metrics["bleu"] > 60 and metrics["chrf"] > 75
+    comparison = card.extra["attention_comparison"]
+    assert set(comparison) == {"luong", "bahdanau"}
+    assert card.extra["attention"] == max(comparison, key=lambda a: comparison[a]["bleu"])
+    assert "SentencePiece" in card.extra["tokenizers"]
+    assert sum(d.rows for d in card.data) == card.extra["training_pairs"]
+    evaluation = json.loads(package.file("evaluation.json").read_text())
+    assert evaluation["runs"][card.extra["attention"]]["evaluation"]["samples"]
+
+
+def test_attention_walks_along_the_source(trained):
+    """Word i of the output is word i of the input: the attention peak must move with it
+    (a stuck or uniform attention is the known failure mode of a weak seq2seq)."""
+    from nlpcore.translation import TranslationModel
+
+    model = TranslationModel.from_package(trained[0])
+    sentences = [" ".join(random.Random(n).choice(EN) for _ in range(5)) for n in range(20)]
+    aligned = total = 0
+    for (result,) in model.translate_sentences(sentences, TranslateOptions(beam_size=3)):
+        best = result.hypotheses[0]
+        peaks = best.attention.argmax(1)
+        assert best.attention.shape == (len(best.pieces), len(result.source_pieces))
+        assert len(set(peaks.tolist())) >= 4  # it moves across source positions
+        steps = min(len(peaks), len(result.source_pieces))
+        aligned += int((peaks[:steps] == np.arange(steps)).sum())
+        total += steps
+    assert aligned / total > 0.8
+
+
+def test_license_of_used_rows():
+    from nlpcore.train.translation import resulting_license
+
+    assert resulting_license({("tatoeba", "CC-BY-2.0-FR"): 5}) == "CC-BY-2.0-FR"
+    assert resulting_license({("tatoeba", "CC-BY-2.0-FR"): 5, ("jhe", "CC-BY-SA-3.0"): 2}).startswith("CC-BY-SA-3.0")
+    assert "non-commercial" in resulting_license({("kss-kosp2e", "CC-BY-NC-SA-4.0"): 1, ("news", "CC-BY-SA-3.0"): 1})
+
+
+def test_excluded_licenses_drop_rows(tmp_path):
+    from nlpcore.train.translation import TranslationTrainConfig, load_pairs
+
+    corpus = tmp_path / "ko-en.tsv"
+    corpus.write_text("ko\ten\tsource\tlicense\n"
+                      + "".join(f"문장 {i}\tsentence {i}\t{o}\t{l}\n" for i, (o, l) in enumerate(
+                          [("tatoeba", "CC-BY-2.0-FR"), ("kss-kosp2e", "CC-BY-NC-SA-4.0"), ("news", "CC-BY-SA-3.0")] * 20)),
+                      encoding="utf-8")
+    config = TranslationTrainConfig(source="ko", target="en", corpus=str(corpus), validation_fraction=0.0,
+                                    exclude_licenses=("CC-BY-NC-SA-4.0",))
+    train, validation, used = load_pairs(config)
+    assert len(train) == 40 and not validation
+    assert used == {("tatoeba", "CC-BY-2.0-FR"): 20, ("news", "CC-BY-SA-3.0"): 20}
+
+
+def test_resume_reuses_a_finished_run(trained, tmp_path):
+    """With --resume, finished models are not trained again."""
+    import dataclasses
+
+    from nlpcore.train.translation import train
+
+    package, config = trained
+    again = train(dataclasses.replace(config, compare_attention=False), resume=True,
+                  output=str(tmp_path / "again"), verbose=0)
+    first = package.card.extra["attention_comparison"][config.model.attention]
+    assert again.card.extra["attention_comparison"][config.model.attention]["epochs"] == first["epochs"]
+
+
+# ------------------------------------------------------------ the service
+def test_translator_finds_installed_packages(translator):
+    assert translator.directions == [("en", "fr")]
+    assert translator.models == ["translate-en-fr"]
+    with pytest.raises(Exception, match="en→ko"):
+        translator.translate("one", "en", "ko")
+
+
+def test_translate_returns_n_best_with_attention(translator):
+    result = translator.translate("three one four", "en", "fr", TranslateOptions(beam_size=4, n_best=3))
+    assert result.text == "trois un quatre"
+    assert len(result.hypotheses) == 3
+    scores = [h.score for h in result.hypotheses]
+    assert scores == sorted(scores, reverse=True)
+    assert len({h.text for h in result.hypotheses}) == 3
+    for h in result.hypotheses:
+        assert h.attention.shape == (len(h.pieces), len(result.source_pieces))
+        np.testing.assert_allclose(h.attention.sum(1), 1.0, atol=1e-5)
+    assert result.model == "translate-en-fr" and (result.src_lang, result.tgt_lang) == ("en", "fr")
+    assert set(result.timings) >= {"encode", "search", "total"}
+    greedy = translator.translate("three one four", "en", "fr", TranslateOptions(beam_size=1))
+    assert greedy.text == "trois un quatre"
+
+
+def test_paragraphs_and_sentences_keep_their_layout(translator):
+    text = "one two.  three four!\n\nfive six\nseven"
+    result = translator.translate(text, "en", "fr")
+    paragraphs = result.text.split("\n")
+    assert len(paragraphs) == 4 and paragraphs[1] == ""
+    assert paragraphs[0].count(" ") >= 3 and "cinq six" in paragraphs[2] and "sept" in paragraphs[3]
+    best = result.hypotheses[0]
+    assert best.attention.shape == (len(best.pieces), len(result.source_pieces))
+    np.testing.assert_allclose(best.attention.sum(1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\n", " \t\n "])
+def test_empty_input_gives_empty_translation(translator, text):
+    result = translator.translate(text, "en", "fr")
+    assert result.text == "" and result.source == text
+
+
+def test_batch_matches_single_translations(translator):
+    texts = ["one two three", "", "nine eight. seven", "one two three"]
+    batch = translator.translate_batch(texts, "en", "fr")
+    assert [t.text for t in batch] == [translator.translate(t, "en", "fr").text for t in texts]
+    assert batch[1].text == ""
+
+
+def test_long_input_is_cut_into_chunks(translator):
+    long = " ".join(EN[i % 10] for i in range(400))  # far over max_source_length pieces, no full stop
+    model = translator.model("en", "fr")
+    limit = model.model_config.max_source_length
+    chunks = model.prepare(long)
+    assert len(chunks) == 4 and all(len(ids) <= limit for ids, _ in chunks)
+    assert [i for ids, _ in chunks for i in ids] == model.source_tokenizer.encode(long)
+    result = translator.translate(long, "en", "fr", TranslateOptions(beam_size=2))
+    assert len(result.source_pieces) == 400 and result.text
+    best = result.hypotheses[0]
+    assert best.attention.shape == (len(best.pieces), 400)
+
+
+def test_unknown_pieces_are_replaced_from_the_source(translator):
+    """An <unk> in the output takes the most-attended source piece."""
+    from nlpcore.decoding import SearchHypothesis
+    from nlpcore.tokenizer import UNK_ID
+
+    model = translator.model("en", "fr")
+    ids = model.target_tokenizer.encode("trois")
+    found = SearchHypothesis(ids=tuple(ids) + (UNK_ID,), score=-1.0, log_prob=-1.0,
+                             attention=np.array([[0.9, 0.1], [0.2, 0.8]], np.float32)[: len(ids) + 1])
+    hypothesis = model.to_hypothesis(found, ["▁three", "▁Zorglub"], TranslateOptions())
+    assert hypothesis.text.endswith("Zorglub")
+
+
+# ------------------------------------------------------------ the command line
+def _run_cli(args, stdin):
+    code = ("import sys, argparse, json; from nlpcore.translation import cli_translate; "
+            "sys.exit(cli_translate(argparse.Namespace(**json.loads(sys.argv[1]))))")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}  # MALBEOT_HOME / MALBEOT_ASSETS from the fixtures
+    return subprocess.run([sys.executable, "-c", code, json.dumps(args)], input=stdin, capture_output=True,
+                          env=env, timeout=300)
+
+
+def test_cli_writes_one_line_per_input_line(installed):
+    lines = ["one two", "", "three four five. six", "seven", "   ", "eight nine"]
+    stdin = ("\n".join(lines) + "\n").encode("utf-8") + b"\xff\xfe broken\n"
+    out = _run_cli({"src": "en", "tgt": "fr", "beam": 3, "json": True, "texts": []}, stdin)
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    records = [json.loads(line) for line in out.stdout.decode("utf-8").splitlines()]
+    assert len(records) == len(lines) + 1
+    assert [r["translation"] == "" for r in records] == [False, True, False, False, True, False, True]
+    assert records[0]["translation"] == "un deux" and "error" in records[-1]
+
+    plain = _run_cli({"src": "en", "tgt": "fr", "beam": 1, "json": False, "texts": []},
+                     "\n".join(lines).encode("utf-8"))
+    assert plain.returncode == 0
+    assert plain.stdout.decode("utf-8").split("\n")[:-1] == [r["translation"] for r in records[:-1]]
+
+    args = _run_cli({"src": "en", "tgt": "fr", "beam": 5, "json": False, "texts": ["one", "two\nthree"]}, b"")
+    assert args.stdout.decode("utf-8").splitlines() == ["un", "deux trois"]
+
+    missing = _run_cli({"src": "fr", "tgt": "en", "beam": 5, "json": False, "texts": ["un"]}, b"")
+    assert missing.returncode == 1 and b"fr\xe2\x86\x92en" in missing.stderr
