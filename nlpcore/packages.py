@@ -280,6 +280,19 @@ def write_package(
     return load_package(path)
 
 
+def update_card(path: str | os.PathLike, **changes: Any) -> ModelCard:
+    """Change descriptive fields of a package's card (``description``, ``metrics``,
+    ``extra``, …); the files and their hashes stay as they are, and are verified first."""
+    path = Path(path)
+    card = verify_package(path)
+    forbidden = {"files", "format_version", "name", "task"} & set(changes)
+    if forbidden:
+        raise PackageError(f"{', '.join(sorted(forbidden))} of a package cannot be changed")
+    card = dataclasses.replace(card, **changes)
+    (path / CARD_FILE).write_text(card.to_json(), encoding="utf-8")
+    return card
+
+
 # ---------------------------------------------------------------- discovery
 def iter_packages() -> Iterator[tuple[Path, ModelCard | PackageError]]:
     """Every package folder in the model folders, with its card or the error reading it.

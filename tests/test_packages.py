@@ -69,6 +69,16 @@ def test_round_trip(package, tiny_tokenizer):
     np.testing.assert_allclose(np.asarray(loaded(ids)), np.asarray(original(ids)), atol=1e-6)
 
 
+def test_update_card_keeps_files(package):
+    card = packages.update_card(package.path, extra={"comparison": [{"model": "a", "accuracy": 0.9}]},
+                                description="better words")
+    reopened = packages.load_package(package.path).card
+    assert reopened == card and reopened.extra["comparison"][0]["accuracy"] == 0.9
+    assert reopened.files == package.card.files
+    with pytest.raises(PackageError, match="cannot be changed"):
+        packages.update_card(package.path, name="other")
+
+
 def test_flipped_byte_is_refused_naming_the_file(package):
     weights = package.path / "model.keras"
     blob = bytearray(weights.read_bytes())
