@@ -9,9 +9,9 @@ iterating a generator at the next item; ``abort()`` also sets the worker's
 :class:`~nlpcore.services.CancelFlag`, which the function receives, so a
 generation stops between two steps.
 
-:class:`ModelExecutor` is the one serial model thread (a ``QThreadPool`` with
-one thread): the loaded services are not thread-safe and share one
-framework, so every model call goes through it in order. Submitting with a
+:class:`ModelExecutor` is the one serial model thread: the loaded services
+are not thread-safe and share one framework, so every model call goes
+through it in order. Submitting with a
 ``key`` (one per tab) supersedes the key's previous job: a queued one is
 taken off the queue, a running one is aborted.
 
@@ -23,9 +23,10 @@ from __future__ import annotations
 import threading
 import time
 import types
+from collections import deque
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThreadPool, QRunnable, Signal
+from PySide6.QtCore import QObject, QRunnable, Signal
 
 from nlpcore.services import CancelFlag
 
@@ -96,15 +97,25 @@ class Worker(QRunnable):
 
 
 class ModelExecutor(QObject):
-    """The single serial model thread; one current job per key."""
+    """The single serial model thread; one current job per key.
+
+    The thread is one long-lived Python thread rather than a ``QThreadPool``:
+    a pool gives each ``run()`` a fresh Python thread state, and TensorFlow keeps
+    per-thread state on the Python side that must survive from the job that
+    loads a model to the jobs that use it (otherwise the second job crashes in
+    native code).
+    """
 
     busyChanged = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, parent: QObject | None = None, name: str = "malbeot-model"):
         super().__init__(parent)
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(1)
-        self.pool.setExpiryTimeout(-1)  # keep the thread: frameworks like a stable thread
+        self.name = name
+        self._queue: deque[Worker] = deque()
+        self._running: Worker | None = None
+        self._cv = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
         self._current: dict[str, Worker] = {}
         self._alive: set[Worker] = set()
 
@@ -122,7 +133,12 @@ class ModelExecutor(QObject):
             setup(worker)
         if len(self._alive) == 1:
             self.busyChanged.emit(True)
-        self.pool.start(worker)
+        with self._cv:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+                self._thread.start()
+            self._queue.append(worker)
+            self._cv.notify_all()
         return worker
 
     def current(self, key: str) -> Worker | None:
@@ -137,7 +153,12 @@ class ModelExecutor(QObject):
 
     def cancel(self, worker: Worker) -> None:
         worker.abort()
-        if self.pool.tryTake(worker):  # never started: finish it here, on the GUI thread
+        with self._cv:
+            queued = worker in self._queue
+            if queued:
+                self._queue.remove(worker)
+                self._cv.notify_all()
+        if queued:  # never started: finish it here, on the GUI thread
             worker._done.set()
             worker.signals.finished.emit()
 
@@ -145,13 +166,39 @@ class ModelExecutor(QObject):
         return len(self._alive)
 
     def wait_idle(self, msecs: int = -1) -> bool:
-        return self.pool.waitForDone(msecs)
+        """Block until no job is queued or running (``msecs`` < 0: no limit)."""
+        with self._cv:
+            return self._cv.wait_for(lambda: not self._queue and self._running is None,
+                                     None if msecs < 0 else msecs / 1000)
 
     def shutdown(self, msecs: int = 5000) -> bool:
         """Abort everything and wait for the running job (at application exit)."""
         for worker in list(self._alive):
             self.cancel(worker)
-        return self.pool.waitForDone(msecs)
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(msecs / 1000)
+            return not thread.is_alive()
+        return True
+
+    def _loop(self) -> None:  # the model thread
+        while True:
+            with self._cv:
+                while not self._queue and not self._stopping:
+                    self._cv.wait()
+                if not self._queue:
+                    return
+                worker = self._queue.popleft()
+                self._running = worker
+            try:
+                worker.run()
+            finally:
+                with self._cv:
+                    self._running = None
+                    self._cv.notify_all()
 
     def _finished(self, worker: Worker, key: str | None) -> None:
         self._alive.discard(worker)

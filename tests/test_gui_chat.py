@@ -347,3 +347,31 @@ def test_workers_report_in_order_and_drop_aborted_results(qtbot):
     assert first.abort_requested and "returned" in events  # only the second returns
     assert events.count("returned") == 1
     executor.shutdown()
+
+
+def test_a_model_loaded_by_one_job_is_usable_by_the_next():
+    """Keras/TensorFlow keep per-thread state that must outlive a single job (a pool that gives
+    every job a fresh Python thread state crashes here, in native code)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from PySide6.QtCore import QCoreApplication\n"
+        "app = QCoreApplication([])\n"
+        "from desktop.workers import ModelExecutor\n"
+        "ex = ModelExecutor()\n"
+        "out = {}\n"
+        "def load(cancel):\n"
+        "    import keras\n"
+        "    out['layer'] = keras.layers.LSTM(4)\n"
+        "def use(cancel):\n"
+        "    out['layer'].build((None, 3, 2))\n"
+        "    out['ok'] = out['layer'].built\n"
+        "ex.submit(load); ex.submit(use)\n"
+        "assert ex.wait_idle(120000)\n"
+        "assert out.get('ok') is True, out\n"
+        "ex.shutdown()\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]

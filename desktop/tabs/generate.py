@@ -82,12 +82,17 @@ class GenerateTab(ChatTab):
             self.sampler_box.setItemText(i, tr("sampler." + name))
 
     def apply_service_info(self, info: dict[str, Any]) -> None:
-        installed = set(info.get("models", MODELS))
-        model = self.model_box.model()
-        for i, name in enumerate(MODELS):
-            model.item(i).setEnabled(name in installed)
-        if self.model_box.currentData() not in installed and installed:
-            self.model_box.setCurrentIndex(self.model_box.findData(sorted(installed)[0]))
+        """List the models the service loaded (the preferred one stays selected when present)."""
+        installed = list(info.get("models") or MODELS)
+        preferred = self.settings.value("generate/model")
+        self.model_box.blockSignals(True)
+        self.model_box.clear()
+        for name in installed:
+            self.model_box.addItem(name, name)
+        self.model_box.setCurrentIndex(max(self.model_box.findData(preferred), 0))
+        self.model_box.blockSignals(False)
+        if self.model_box.currentData() != preferred and preferred not in installed:
+            pass  # keep the user's preference for when that model is installed
 
     def _update_controls(self) -> None:
         super()._update_controls()
