@@ -246,3 +246,108 @@ def keras_ops_to_numpy(value) -> np.ndarray:
     from keras import ops
 
     return np.asarray(ops.convert_to_numpy(value))
+
+
+# ====================================================================== language model
+class NumpyLanguageModel:
+    """The language model of :mod:`nlpcore.models.language_model` in NumPy.
+
+    State: ``{"h": (h_0, …), "c": (c_0, …)}``, one float32 [N, U] array per
+    layer (:meth:`initial_state` gives zeros, the state before ``<s>``).
+
+    * :meth:`step` is a step function with the contract of
+      :mod:`nlpcore.decoding.step`: ``step(ids [N], state) -> (logits [N, V],
+      state, None)``; one small matrix product per layer and one for the output.
+    * :meth:`forward` runs a whole batch of sequences [N, T] from a state: every
+      input projection in one matrix product per layer, then the recurrence
+      (a prompt, or a text being scored).
+
+    The first layer's input projection of every piece (``E W_x + b``) is a
+    precomputed [V, 4U] table when it fits in 64 MB, so a step looks it up
+    instead of multiplying; the tied output projection ``W_p E^T`` is folded
+    into one [U, V] matrix.
+    """
+
+    TABLE_BYTES = 64 << 20
+
+    def __init__(self, model: "keras.Model", config):
+        self.config = config
+        weights = {layer.name: [np.asarray(w, dtype=np.float32) for w in layer.get_weights()] for layer in model.layers}
+        embedding = weights["embedding"][0]
+        self.embedding = embedding
+        self.layers: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for i in range(config.layers):
+            kernel, recurrent, bias = weights[f"lstm_{i}"]
+            self.layers.append((kernel, recurrent, bias))
+        kernel0, _, bias0 = self.layers[0]
+        self.input_table = (
+            (embedding @ kernel0 + bias0).astype(np.float32)
+            if embedding.shape[0] * kernel0.shape[1] * 4 <= self.TABLE_BYTES else None
+        )
+        if config.tie_embeddings:
+            output = np.ascontiguousarray(embedding.T)
+            if config.projects:
+                output = weights["projection"][0] @ output
+            self.output_kernel = np.ascontiguousarray(output, dtype=np.float32)
+            self.output_bias = weights["embedding"][1]
+        else:
+            self.output_kernel, self.output_bias = weights["logits"]
+
+    @property
+    def vocab_size(self) -> int:
+        return self.output_kernel.shape[1]
+
+    def initial_state(self, rows: int = 1) -> dict:
+        zeros = lambda: np.zeros((rows, self.config.units), dtype=np.float32)  # noqa: E731
+        return {"h": tuple(zeros() for _ in self.layers), "c": tuple(zeros() for _ in self.layers)}
+
+    @staticmethod
+    def _cell(z: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        i, f, g, o = np.split(z, 4, axis=-1)
+        # sigmoid(x) = (tanh(x / 2) + 1) / 2, overflow-free
+        c = 0.5 * (np.tanh(0.5 * f) + 1.0) * c + 0.5 * (np.tanh(0.5 * i) + 1.0) * np.tanh(g)
+        h = 0.5 * (np.tanh(0.5 * o) + 1.0) * np.tanh(c)
+        return h, c
+
+    def _inputs(self, ids: np.ndarray) -> np.ndarray:
+        """First-layer input projections of ids (any shape) → [..., 4U]."""
+        if self.input_table is not None:
+            return self.input_table[ids]
+        kernel, _, bias = self.layers[0]
+        return self.embedding[ids] @ kernel + bias
+
+    def step(self, ids: np.ndarray, state: dict) -> tuple[np.ndarray, dict, None]:
+        """ids int [N] → (logits float32 [N, V], new state, None)."""
+        z_in = self._inputs(np.asarray(ids))
+        hs, cs = [], []
+        x = None
+        for i, (kernel, recurrent, bias) in enumerate(self.layers):
+            z = (z_in if i == 0 else x @ kernel + bias) + state["h"][i] @ recurrent
+            x, c = self._cell(z, state["c"][i])
+            hs.append(x)
+            cs.append(c)
+        logits = x @ self.output_kernel + self.output_bias
+        return logits, {"h": tuple(hs), "c": tuple(cs)}, None
+
+    def forward(self, ids: np.ndarray, state: dict | None = None, last_only: bool = False) -> tuple[np.ndarray, dict]:
+        """ids int [N, T] (T ≥ 1) from ``state`` (zeros if None) →
+        (logits [N, T, V], or [N, V] for the last position with ``last_only``; state after the last id)."""
+        ids = np.asarray(ids)
+        rows, steps = ids.shape
+        state = state or self.initial_state(rows)
+        x = None
+        hs, cs = [], []
+        for i, (kernel, recurrent, bias) in enumerate(self.layers):
+            projected = self._inputs(ids) if i == 0 else x @ kernel + bias  # [N, T, 4U]
+            h, c = state["h"][i], state["c"][i]
+            outputs = np.empty((rows, steps, recurrent.shape[0]), dtype=np.float32)
+            for t in range(steps):
+                h, c = self._cell(projected[:, t] + h @ recurrent, c)
+                outputs[:, t] = h
+            hs.append(h)
+            cs.append(c)
+            x = outputs
+        if last_only:
+            x = x[:, -1]
+        logits = x @ self.output_kernel + self.output_bias
+        return logits.astype(np.float32, copy=False), {"h": tuple(hs), "c": tuple(cs)}
