@@ -11,7 +11,6 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLabel, QToolButton
 
 from desktop.app import build_window
-from desktop.backends import Backends
 from desktop.selftest import GapMeter
 from desktop.testing import FakeGenerator, FakeSentiment, FakeTranslator, fake_backends
 from desktop.widgets.heatmap import AttentionHeatmap

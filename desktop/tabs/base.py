@@ -116,7 +116,7 @@ class ChatTab(QWidget):
         row = QHBoxLayout()
         row.setContentsMargins(12, 0, 12, 0)
         self.input = ChatInput()
-        self.input.submitted.connect(self.send_or_stop)
+        self.input.submitted.connect(self._enter_pressed)
         row.addWidget(self.input, 1)
         self.extra_buttons = QHBoxLayout()
         row.addLayout(self.extra_buttons)
@@ -353,6 +353,11 @@ class ChatTab(QWidget):
     def active_pending(self) -> PendingReply | None:
         live = [p for p in self.pending if not p.done and not p.worker.abort_requested]
         return live[-1] if live else None
+
+    def _enter_pressed(self) -> None:
+        """Enter sends; while a reply streams it waits (only the Stop button stops)."""
+        if not (self.streaming and self.active_pending() is not None):
+            self.send()
 
     def send_or_stop(self) -> None:
         if self.streaming and self.active_pending() is not None:

@@ -90,9 +90,7 @@ class GenerateTab(ChatTab):
         for name in installed:
             self.model_box.addItem(name, name)
         self.model_box.setCurrentIndex(max(self.model_box.findData(preferred), 0))
-        self.model_box.blockSignals(False)
-        if self.model_box.currentData() != preferred and preferred not in installed:
-            pass  # keep the user's preference for when that model is installed
+        self.model_box.blockSignals(False)  # the stored preference stays for when that model is installed
 
     def _update_controls(self) -> None:
         super()._update_controls()

@@ -13,7 +13,7 @@ from nlpcore.services import TranslateOptions
 
 from ..i18n import tr
 from ..records import translation_payload
-from ..widgets.bound import bind, set_widget_value
+from ..widgets.bound import bind
 from ..widgets.bubble import MessageBubble
 from ..widgets.heatmap import AttentionHeatmap
 from .base import ChatTab, PendingReply
