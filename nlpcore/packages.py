@@ -232,6 +232,45 @@ def _staged(target: Path) -> Iterator[Path]:
         raise
 
 
+def store_weights_as_float16(keras_file: Path) -> None:
+    """Rewrite the float32 weights inside a ``.keras`` file as float16, in place.
+
+    The model's layers keep their float32 dtype: loading casts the stored
+    values back to float32, so the file halves and the model computes as before
+    (with weights rounded to float16's 11-bit mantissa).
+    """
+    import io
+    import zipfile
+
+    import h5py
+    import numpy as np
+
+    def convert(blob: bytes) -> bytes:
+        source, target = io.BytesIO(blob), io.BytesIO()
+        with h5py.File(source, "r") as fin, h5py.File(target, "w") as fout:
+            for key, value in fin.attrs.items():
+                fout.attrs[key] = value
+
+            def copy(name: str, obj: Any) -> None:
+                if isinstance(obj, h5py.Dataset):
+                    data = obj[()]
+                    fout.create_dataset(name, data=data.astype(np.float16) if data.dtype == np.float32 else data)
+                else:
+                    fout.require_group(name)
+                for key, value in obj.attrs.items():
+                    fout[name].attrs[key] = value
+
+            fin.visititems(copy)
+        return target.getvalue()
+
+    converted = keras_file.with_suffix(".f16.tmp")
+    with zipfile.ZipFile(keras_file) as zin, zipfile.ZipFile(converted, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            blob = zin.read(item.filename)
+            zout.writestr(item, convert(blob) if item.filename.endswith(".h5") else blob)
+    converted.replace(keras_file)
+
+
 def write_package(
     path: str | os.PathLike,
     card: ModelCard,
@@ -239,14 +278,18 @@ def write_package(
     models: Mapping[str, "keras.Model"] = {},
     tokenizers: Mapping[str, Tokenizer] = {},
     files: Mapping[str, bytes | Path] = {},
+    weights_dtype: str = "float32",
 ) -> Package:
     """Write a complete package to ``path`` (replacing what is there) and return it.
 
     The package is assembled in a temporary sibling folder and moved into
     place, so a crash never leaves a half-written package under ``path``.
     ``created``, ``backend``, ``keras_version`` and ``files`` of the card are
-    filled in here.
+    filled in here. ``weights_dtype="float16"`` stores the weights at half
+    size (see :func:`store_weights_as_float16`).
     """
+    if weights_dtype not in ("float32", "float16"):
+        raise ValueError(f"weights_dtype must be float32 or float16, not {weights_dtype!r}")
     import keras
 
     path = Path(path)
@@ -254,6 +297,8 @@ def write_package(
         (staging / CONFIG_FILE).write_text(to_yaml(config), encoding="utf-8")
         for name, model in models.items():
             model.save(staging / f"{name}.keras")
+            if weights_dtype == "float16":
+                store_weights_as_float16(staging / f"{name}.keras")
         for name, tokenizer in tokenizers.items():
             tokenizer.save(staging / f"{name}.model")
         for rel, content in files.items():
@@ -275,6 +320,7 @@ def write_package(
             keras_version=keras.__version__,
             files=entries,
             format_version=FORMAT_VERSION,
+            extra={**card.extra, "weights_dtype": weights_dtype},
         )
         (staging / CARD_FILE).write_text(card.to_json(), encoding="utf-8")
     return load_package(path)

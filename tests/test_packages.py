@@ -69,6 +69,20 @@ def test_round_trip(package, tiny_tokenizer):
     np.testing.assert_allclose(np.asarray(loaded(ids)), np.asarray(original(ids)), atol=1e-6)
 
 
+def test_float16_weights_halve_the_file_and_keep_outputs(package, tmp_path, tiny_tokenizer):
+    config = package.config(TinyConfig)
+    model = tiny_model(config)
+    small = packages.write_package(tmp_path / "f16", CARD, config, {"model": model}, weights_dtype="float16")
+    assert small.card.extra["weights_dtype"] == "float16"
+    assert small.card.files["model.keras"].size < package.card.files["model.keras"].size
+    loaded = small.load_model()
+    assert all(w.dtype == "float32" for w in loaded.weights)
+    for stored, original in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(stored, original.astype(np.float16).astype(np.float32))
+    with pytest.raises(ValueError, match="weights_dtype"):
+        packages.write_package(tmp_path / "bad", CARD, config, {"model": model}, weights_dtype="int8")
+
+
 def test_update_card_keeps_files(package):
     card = packages.update_card(package.path, extra={"comparison": [{"model": "a", "accuracy": 0.9}]},
                                 description="better words")

@@ -44,6 +44,8 @@ class SentimentTrainConfig:
         ``learning_rate`` over ``epochs``).
     ensemble: members trained with seeds ``seed``, ``seed + 1``, …; their
         probabilities are averaged.
+    weights_dtype: how the package stores weights (``float16`` halves it; the
+        validation figures are measured with the stored, rounded weights).
     """
 
     name: str = "sentiment-ko"
@@ -58,6 +60,7 @@ class SentimentTrainConfig:
     snippets_per_review: int = 0
     balance_classes: bool = True
     ensemble: int = 1
+    weights_dtype: str = "float16"
     lr_schedule: str = "constant"
     tokenizer: TokenizerConfig = TokenizerConfig()
     model: ClassifierConfig = ClassifierConfig()
@@ -203,7 +206,10 @@ def train(config: SentimentTrainConfig, resume: bool = False, output: str | None
         # The best epoch's weights, also when a resumed member had already finished.
         best = keras.saving.load_model(member_dir / "best.keras", compile=False, safe_mode=True)
         shipped = build_classifier(model_config, name=model.name)  # uncompiled, for any backend
-        shipped.set_weights(best.get_weights())
+        weights = best.get_weights()
+        if config.weights_dtype == "float16":  # evaluate exactly what the package will hold
+            weights = [w.astype(np.float16).astype(w.dtype) if w.dtype == np.float32 else w for w in weights]
+        shipped.set_weights(weights)
         members.append(shipped)
         histories.append({k: [float(v) for v in vs] for k, vs in history.history.items()})
     train_seconds = time.time() - started
@@ -233,7 +239,7 @@ def train(config: SentimentTrainConfig, resume: bool = False, output: str | None
     )
     package = write_package(
         output or config.output, card, config, {member_name(i): m for i, m in enumerate(members)},
-        {"tokenizer": tokenizer},
+        {"tokenizer": tokenizer}, weights_dtype=config.weights_dtype,
         files={"evaluation.json": json.dumps(evaluation, indent=2).encode(),
                "confusion_matrix.png": run_dir / "confusion_matrix.png"},
     )
