@@ -98,3 +98,103 @@ def write_record(record: dict[str, object], name: str) -> Path:
     path = folder / f"{name}.json"
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+
+
+
+GENERATION_PROMPTS = {"generate-en": "ROMEO:", "generate-ko": "그는 조용히"}
+
+
+def bench_generate(new_tokens: int = 300, runs: int = 5, naive_tokens: int = 40) -> dict[str, object]:
+    """Streaming generation through :class:`nlpcore.generation.Generator` against the
+    naive Keras path, per installed language model, in one run.
+
+    tokens_per_second: new pieces per second over whole streams of up to
+    ``new_tokens`` pieces (seeded nucleus sampling; a stream that ends at
+    ``</s>`` counts the pieces it made).
+    first_piece_after_encoding: the prompt's ids ready → the prompt read in one
+    pass and the first piece drawn. first_piece_from_stream_call: ``stream()``
+    called → first piece yielded (encoding included).
+    naive_predict: ``model.predict`` on the whole sequence so far, once per new
+    piece (no state kept), as a first implementation would.
+    naive_step_predict: ``model.predict`` of the step model (state carried in
+    and out), once per new piece.
+    """
+    import keras
+    import numpy as np
+
+    from .generation import Generator, _PromptStep
+    from .models.language_model import build_step_model
+    from .services import GenerateOptions
+
+    service = Generator.load()
+    record: dict[str, object] = {"what": "generate", "models": service.models, "machine": machine(),
+                                 "keras_backend": keras.backend.backend(), "new_tokens": new_tokens}
+    for name in service.models:
+        runner = service.runner(name)
+        config = runner.model.config
+        prompt = GENERATION_PROMPTS.get(name, "The")
+        options = GenerateOptions(max_new_tokens=new_tokens, sampler="top_p", top_p=0.9, temperature=0.8,
+                                  repetition_penalty=1.0, seed=0)
+        rates, counts = [], []
+        for run in range(runs + 1):
+            start = time.perf_counter()
+            count = sum(len(p.token_ids) for p in service.stream(prompt, name, options))
+            seconds = time.perf_counter() - start
+            if run:  # the first run warms caches
+                rates.append(count / seconds)
+                counts.append(count)
+
+        def first_piece() -> None:
+            stream = service.stream(prompt, name, GenerateOptions(max_new_tokens=8, seed=1))
+            next(stream, None)
+            stream.close()
+
+        ids, allowed, _, _ = runner.prepare_prompt(prompt)
+
+        def prompt_and_first_token() -> None:
+            step = _PromptStep(runner.model, ids, allowed)
+            tokens = runner.sampler(GenerateOptions(seed=1)).sample(step, ids, runner.model.initial_state(1), 1)
+            next(tokens, None)
+
+        model = runner.keras_model
+        step_model = build_step_model(model, config)
+        rng = np.random.default_rng(0)
+        sequence = list(ids)
+
+        def naive_token() -> None:
+            logits = model.predict(np.asarray([sequence], np.int32), verbose=0)[0, -1]
+            sequence.append(int(rng.choice(len(logits), p=_softmax64(logits))))
+
+        state = [np.zeros((1, config.units), np.float32) for _ in range(2 * config.layers)]
+        last = [ids[-1]]
+
+        def naive_step_token() -> None:
+            outputs = step_model.predict([np.asarray([last], np.int32), *state], verbose=0)
+            state[:] = outputs[1:]
+            last[0] = int(rng.choice(outputs[0].shape[-1], p=_softmax64(outputs[0][0, -1])))
+
+        fast_ms = 1000.0 / statistics.median(rates)
+        result = {
+            "prompt": prompt,
+            "tokens_per_second": {"p50": round(statistics.median(rates), 1), "min": round(min(rates), 1),
+                                  "pieces_per_run": counts},
+            "ms_per_token": round(fast_ms, 3),
+            "first_piece_after_encoding": timed(prompt_and_first_token, 50),
+            "first_piece_from_stream_call": timed(first_piece, 50),
+            "naive_predict_ms_per_token": timed(naive_token, naive_tokens, warmup=2),
+            "naive_step_predict_ms_per_token": timed(naive_step_token, naive_tokens, warmup=2),
+        }
+        result["speedup_vs_naive_predict"] = round(result["naive_predict_ms_per_token"]["p50_ms"] / fast_ms, 1)
+        result["speedup_vs_naive_step_predict"] = round(
+            result["naive_step_predict_ms_per_token"]["p50_ms"] / fast_ms, 1)
+        record[name] = result
+    return record
+
+
+def _softmax64(logits):
+    """Probabilities in float64 (``numpy.random.Generator.choice`` checks that they sum to 1)."""
+    import numpy as np
+
+    logits = np.asarray(logits, np.float64)
+    p = np.exp(logits - logits.max())
+    return p / p.sum()
