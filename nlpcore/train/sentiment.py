@@ -225,6 +225,18 @@ def train(config: SentimentTrainConfig, resume: bool = False, output: str | None
                   "train_seconds": round(train_seconds, 1)}
     summary = {k: round(report[k], 4) for k in ("accuracy", "precision", "recall", "f1")}
     summary["ece"] = round(report["calibration"]["ece"], 4)
+    metrics = {split: summary}
+    if config.snippets_per_review:
+        # Short inputs: one or two sentences cut from each validation review, with
+        # the review's label (noisy: a sentence of a positive review can be negative).
+        rng = np.random.default_rng(config.seed + 1)
+        pairs = [(snippet, r.label) for r in val_rows for snippet in snippets(r.text, rng, 1)]
+        x_snip = [clip(model_config, ids) for ids in tokenizer.encode([t for t, _ in pairs])]
+        snip_probs = np.mean([predict_batches(m, x_snip, 512, max_len) for m in members], axis=0)
+        snip = classification_report([y for _, y in pairs], snip_probs)
+        metrics[f"validation snippets (one or two sentences of each validation review, {len(pairs):,}, "
+                "labelled with the review's label)"] = {k: round(snip[k], 4) for k in ("accuracy", "f1")}
+        evaluation["snippets"] = {k: snip[k] for k in ("examples", "accuracy", "f1", "confusion_matrix")}
     card = ModelCard(
         name=config.name,
         task="sentiment",
@@ -232,7 +244,7 @@ def train(config: SentimentTrainConfig, resume: bool = False, output: str | None
         description=config.description,
         data=tuple(DataSource(name, rows=n, license=_license(name)) for name, n in used.items()),
         license=config.license,
-        metrics={split: summary},
+        metrics=metrics,
         extra={"labels": list(LABELS), "epochs_run": [len(h.get("loss", [])) for h in histories],
                "ensemble_members": config.ensemble, "member_accuracy": [round(a, 4) for a in member_accuracy],
                "train_seconds": round(train_seconds, 1)},
@@ -244,6 +256,8 @@ def train(config: SentimentTrainConfig, resume: bool = False, output: str | None
                "confusion_matrix.png": run_dir / "confusion_matrix.png"},
     )
     print(json.dumps({"package": str(package.path), **summary}), flush=True)
+    for name, values in metrics.items():
+        print(f"{name}: {values}", flush=True)
     return package
 
 
