@@ -124,6 +124,7 @@ class Detokenizer:
     """
 
     def __init__(self, tokenizer: Tokenizer, at_start: bool = False, table: list[bytes] | None = None):
+        self._tokenizer = tokenizer
         self._table = table if table is not None else _piece_bytes(tokenizer)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._strip_space = at_start
@@ -133,7 +134,7 @@ class Detokenizer:
         data = self._table[int(token_id)] if 0 <= int(token_id) < len(self._table) else b""
         if self._strip_space and data:
             self._strip_space = False
-            if data.startswith(b" "):
+            if self._tokenizer.id_to_piece(token_id).startswith("\u2581"):  # not a <0x20> byte piece
                 data = data[1:]
         text = self._held + self._decoder.decode(data)
         keep = len(text)

@@ -107,6 +107,10 @@ def test_detokenizer_matches_sentencepiece_decoding(tiny_tokenizer):
     ids = tiny_tokenizer.encode(text)
     detokenizer = Detokenizer(tiny_tokenizer, at_start=True)
     assert "".join(detokenizer.feed(i) for i in ids) + detokenizer.flush() == tiny_tokenizer.decode(ids) == text
+    for spaced in ("  two leading spaces", " one", "trailing  "):  # byte-piece spaces are real spaces
+        ids = encode_exact(tiny_tokenizer, spaced)
+        detokenizer = Detokenizer(tiny_tokenizer, at_start=True)
+        assert "".join(detokenizer.feed(i) for i in ids) + detokenizer.flush() == spaced
     # Continuing a text, the first piece's ▁ is a real space.
     continuing = Detokenizer(tiny_tokenizer)
     assert "".join(continuing.feed(i) for i in tiny_tokenizer.encode("love")) == " love"

@@ -157,50 +157,88 @@ def test_block_split_keeps_blocks_whole_and_is_deterministic():
 
 
 def test_lane_batches_continue_each_row_from_the_last_batch():
-    stream = np.arange(1000, dtype=np.int32)
+    stream = np.arange(10, 1010, dtype=np.int32)
     data = LaneBatches(stream, sequence_length=10, batch_size=4, seed=1)
     batches = [data[k] for k in range(len(data))]
-    for x, y in batches:
-        assert x.shape == (4, 10) and x.dtype == np.int32
-        np.testing.assert_array_equal(y, x + 1)
-    for (x, _), (after, _) in zip(batches, batches[1:]):
-        np.testing.assert_array_equal(after[:, 0], x[:, -1] + 1)  # every lane goes on where it stopped
-    lanes = np.concatenate([x for x, _ in batches], axis=1)
-    assert len(np.unique(lanes)) == lanes.size > 900  # one pass, nothing twice
+    for k, (x, y) in enumerate(batches):
+        ids, restart = x["ids"], x["restart"]
+        assert ids.shape == (4, 10) and ids.dtype == np.int32 and restart.shape == (4,)
+        np.testing.assert_array_equal(y, stream[y[:, :1] - 10 + np.arange(10)])  # contiguous targets
+        np.testing.assert_array_equal(ids[:, 1:], y[:, :-1])
+        assert restart.tolist() == ([1.0] * 4 if k == 0 else [0.0] * 4)  # restart_rate 0: only lane starts
+        np.testing.assert_array_equal(ids[:, 0], BOS_ID if k == 0 else y[:, 0] - 1)  # a lane starts after <s>
+    for (_, y), (after, _) in zip(batches, batches[1:]):
+        np.testing.assert_array_equal(after["ids"][:, 0], y[:, -1])  # every lane goes on where it stopped
+    targets = np.concatenate([y for _, y in batches], axis=1)
+    assert len(np.unique(targets)) == targets.size > 900  # one pass, nothing twice
     offsets = set()
     for _ in range(5):
         offsets.add(data.offset())
         data.on_epoch_end()
     assert len(offsets) > 1  # a new offset every epoch
-    np.testing.assert_array_equal(LaneBatches(stream, 10, 4, seed=1)[0][0], batches[0][0])  # seeded
-    held = LaneBatches(np.arange(50), 10, 8, shuffle=False)  # too short for full rows: one shorter batch
-    assert len(held) == 1 and held[0][0].shape == (8, 6) and held[0][0][0, 0] == 0
+    np.testing.assert_array_equal(LaneBatches(stream, 10, 4, seed=1)[0][0]["ids"], batches[0][0]["ids"])  # seeded
+    held = LaneBatches(np.arange(10, 60), 10, 8, shuffle=False)  # too short for full rows: one shorter batch
+    assert len(held) == 1 and held[0][0]["ids"].shape == (8, 5) and held[0][1][0, 0] == 11
     with pytest.raises(ValueError, match="too few"):
         LaneBatches(np.arange(5), 10, 8)
 
 
+def test_lanes_restart_at_random_with_bos():
+    stream = np.arange(10, 100010, dtype=np.int32)
+    data = LaneBatches(stream, 10, 8, seed=2, restart_rate=0.25)
+    restarts = np.stack([data[k][0]["restart"] for k in range(len(data))])
+    assert restarts[0].all() and 0.2 < restarts[1:].mean() < 0.3
+    for k in range(1, 20):
+        x, y = data[k]
+        flagged = x["restart"] == 1
+        assert (x["ids"][flagged, 0] == BOS_ID).all() and (x["ids"][~flagged, 0] == y[~flagged, 0] - 1).all()
+
+
 @pytest.mark.parametrize("layers", [1, 2])
 def test_training_carries_the_state_across_batches(layers):
-    """fit's loss over consecutive lane batches equals the shipped model's loss over whole lanes."""
+    """fit's loss over consecutive lane batches equals the shipped model's loss over whole lanes,
+    and a restarted row equals a fresh start after <s>."""
     import keras
 
     config = LanguageModelConfig(vocab_size=30, embedding_dim=8, units=6, layers=layers,
                                  embedding_dropout=0.0, dropout=0.0)
-    model = perturbed(build_language_model(config, carry_state_batch=3), scale=0.8)
+    model = build_language_model(config, carry_state_batch=3)
+    for layer in model.layers:
+        if isinstance(layer, CarriedStateLSTM):
+            layer.lstm.set_weights([w + np.random.default_rng(1).normal(0, 0.8, w.shape).astype("float32")
+                                    for w in layer.lstm.get_weights()])
+    perturbed(model, scale=0.8)
     assert isinstance(model.get_layer("lstm_0"), CarriedStateLSTM)
     model.compile(keras.optimizers.Adam(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    stream = np.random.default_rng(0).integers(4, 30, 3 * 20 + 1).astype(np.int32)
+    stream = np.random.default_rng(0).integers(4, 30, 3 * 21).astype(np.int32)
     data = LaneBatches(stream, 5, 3, shuffle=False)
-    from nlpcore.train.lm import _reset_states_callback
+    assert len(data) == 4
+    losses = []
 
-    loss = model.fit(data, epochs=1, shuffle=False, verbose=0, callbacks=[_reset_states_callback()]).history["loss"]
+    class BatchLosses(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            losses.append(logs["loss"] * (batch + 1) - sum(losses))
+
+    model.fit(data, epochs=1, shuffle=False, verbose=0, callbacks=[BatchLosses()])
     shipped = copy_weights(model, build_language_model(config))
-    lanes = np.stack([stream[i * 20 : i * 20 + 21] for i in range(3)])
-    logits = np.asarray(shipped(lanes[:, :-1]), np.float64)
-    log_probs = logits - logits.max(-1, keepdims=True)
-    log_probs -= np.log(np.exp(log_probs).sum(-1, keepdims=True))
-    expected = -np.take_along_axis(log_probs, lanes[:, 1:, None], -1).mean()
-    assert loss[0] == pytest.approx(expected, rel=1e-5)
+
+    def mean_nll(ids, targets):
+        logits = np.asarray(shipped(np.asarray(ids, np.int32)), np.float64)
+        log_probs = logits - logits.max(-1, keepdims=True)
+        log_probs -= np.log(np.exp(log_probs).sum(-1, keepdims=True))
+        return -np.take_along_axis(log_probs, np.asarray(targets)[..., None], -1).mean()
+
+    lanes = np.stack([stream[i * 21 : i * 21 + 21] for i in range(3)])
+    whole = np.concatenate([[[BOS_ID]] * 3, lanes[:, 1:20]], axis=1)
+    assert sum(losses) / 4 == pytest.approx(mean_nll(whole, lanes[:, 1:21]), rel=1e-4)
+    assert not np.allclose(losses[1], mean_nll(np.concatenate([[[BOS_ID]] * 3, lanes[:, 6:10]], 1), lanes[:, 6:11]))
+
+    # A restarted row forgets its state: same logits as a fresh <s> start.
+    x = {"ids": np.asarray([[BOS_ID, 5, 6], [BOS_ID, 5, 6], [7, 8, 9]], np.int32),
+         "restart": np.asarray([1.0, 1.0, 0.0], np.float32)}
+    out = np.asarray(model(x))
+    fresh = np.asarray(shipped(x["ids"][:2]))
+    np.testing.assert_allclose(out[:2], fresh, atol=1e-5)
     reset_states(model)
     assert not np.asarray(model.get_layer("lstm_0").h).any()
 

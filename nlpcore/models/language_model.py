@@ -13,10 +13,12 @@ Training reads the text in B parallel lanes, each batch continuing the
 previous one (truncated back-propagation through time): build the training
 model with ``carry_state_batch=B`` and its LSTMs are :class:`CarriedStateLSTM`
 layers, whose final state starts the next batch (held in non-trainable
-weights, so it works on every backend, JAX's stateless training included).
-A model that always started from zero state would learn nothing about long
-contexts, and its state can drift far outside what it saw when it then reads
-a whole text or writes hundreds of pieces. :func:`copy_weights` moves the
+weights, so it works on every backend, JAX's stateless training included),
+except in rows flagged to restart from zero state. A model trained only on
+short windows from zero state learns nothing about long contexts, and its
+state can drift far outside what it saw when it then reads a whole text or
+writes hundreds of pieces; one that rarely starts from zero state can fail
+to start up. :func:`copy_weights` moves the
 trained weights into the plain (stateless) model that is shipped.
 
 Regularisation is input and output dropout (on the embeddings, after every
@@ -121,9 +123,10 @@ class TiedEmbedding(keras.layers.Layer):
 class CarriedStateLSTM(keras.layers.Layer):
     """An LSTM whose final state is the initial state of its next call (training only).
 
-    Input [B, T, D] → outputs [B, T, units]; B is fixed (``batch_size``). The
-    state h, c [B, units] is kept in non-trainable weights and no gradient
-    flows through it into earlier batches; :meth:`reset` zeroes it.
+    ``layer(inputs [B, T, D], restart [B])`` → outputs [B, T, units]; B is
+    fixed (``batch_size``). The state h, c [B, units] is kept in non-trainable
+    weights and no gradient flows through it into earlier batches; rows whose
+    ``restart`` is 1 start from zero state instead. :meth:`reset` zeroes it all.
     """
 
     def __init__(self, units: int, batch_size: int, **kwargs):
@@ -132,15 +135,16 @@ class CarriedStateLSTM(keras.layers.Layer):
         self.batch_size = int(batch_size)
         self.lstm = keras.layers.LSTM(self.units, return_sequences=True, return_state=True, name="lstm")
 
-    def build(self, input_shape):
-        self.lstm.build(input_shape)
+    def build(self, inputs_shape, restart_shape=None):
+        self.lstm.build(inputs_shape)
         self.h = self.add_weight(shape=(self.batch_size, self.units), initializer="zeros", trainable=False, name="h")
         self.c = self.add_weight(shape=(self.batch_size, self.units), initializer="zeros", trainable=False, name="c")
         self.built = True
 
-    def call(self, inputs, training=None):
-        outputs, h, c = self.lstm(inputs, initial_state=[ops.convert_to_tensor(self.h), ops.convert_to_tensor(self.c)],
-                                  training=training)
+    def call(self, inputs, restart, training=None):
+        keep = 1.0 - ops.expand_dims(ops.cast(restart, self.compute_dtype), -1)  # [B, 1]
+        initial = [ops.convert_to_tensor(self.h) * keep, ops.convert_to_tensor(self.c) * keep]
+        outputs, h, c = self.lstm(inputs, initial_state=initial, training=training)
         self.h.assign(ops.stop_gradient(h))
         self.c.assign(ops.stop_gradient(c))
         return outputs
@@ -149,8 +153,8 @@ class CarriedStateLSTM(keras.layers.Layer):
         self.h.assign(ops.zeros(self.h.shape, self.h.dtype))
         self.c.assign(ops.zeros(self.c.shape, self.c.dtype))
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.units,)
+    def compute_output_shape(self, inputs_shape, restart_shape=None):
+        return tuple(inputs_shape[:-1]) + (self.units,)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "batch_size": self.batch_size}
@@ -179,15 +183,16 @@ def _layers(config: LanguageModelConfig, carry_state_batch: int = 0) -> dict[str
     return layers
 
 
-def _apply(config: LanguageModelConfig, layers, ids, states=None):
-    """Run the layers on ids [B, T]; states: None or [(h, c)] per layer. → (logits, [(h, c)])."""
+def _apply(config: LanguageModelConfig, layers, ids, states=None, restart=None):
+    """Run the layers on ids [B, T]; states: None or [(h, c)] per layer; restart: [B] for
+    carried-state layers. → (logits, [(h, c)])."""
     x = layers["embedding"](ids)
     x = layers["embedding_dropout"](x)
     new_states = []
     for i in range(config.layers):
         lstm = layers[f"lstm_{i}"]
         if isinstance(lstm, CarriedStateLSTM):
-            x = lstm(x)
+            x = lstm(x, restart)
         else:
             initial = None if states is None else list(states[i])
             x, h, c = lstm(x, initial_state=initial)
@@ -207,14 +212,18 @@ def build_language_model(config: LanguageModelConfig, name: str = "language_mode
     """ids [B, T] → next-piece logits [B, T, V], from zero state.
 
     carry_state_batch: for training, a fixed batch size B whose rows continue
-    from one call to the next (see :class:`CarriedStateLSTM` and :func:`reset_states`).
+    from one call to the next (see :class:`CarriedStateLSTM`); the model then
+    takes ``{"ids": [B, T], "restart": [B]}``, restart 1 where a row starts
+    afresh from zero state.
     """
-    if carry_state_batch:
-        ids = keras.Input(batch_shape=(carry_state_batch, None), dtype="int32", name="ids")
-    else:
+    if not carry_state_batch:
         ids = keras.Input(shape=(None,), dtype="int32", name="ids")
-    logits, _ = _apply(config, _layers(config, carry_state_batch), ids)
-    return keras.Model(ids, logits, name=name)
+        logits, _ = _apply(config, _layers(config), ids)
+        return keras.Model(ids, logits, name=name)
+    ids = keras.Input(batch_shape=(carry_state_batch, None), dtype="int32", name="ids")
+    restart = keras.Input(batch_shape=(carry_state_batch,), dtype="float32", name="restart")
+    logits, _ = _apply(config, _layers(config, carry_state_batch), ids, restart=restart)
+    return keras.Model({"ids": ids, "restart": restart}, logits, name=name)
 
 
 def reset_states(model: keras.Model) -> None:

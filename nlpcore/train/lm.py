@@ -83,6 +83,7 @@ class LMTrainConfig:
     split: ``"tail"`` or ``"blocks"`` (see the module docstring).
     sequence_length: pieces per batch row (back-propagation reaches this far).
     batch_size: lanes read in parallel; an epoch is one pass over the training stream.
+    restart_rate: chance that a lane restarts from zero state (after ``<s>``) at a batch.
     lr_schedule: ``"constant"`` or ``"cosine"`` (to 5 % of ``learning_rate``
         over ``epochs`` × steps per epoch).
     """
@@ -103,6 +104,7 @@ class LMTrainConfig:
     model: LanguageModelConfig = LanguageModelConfig()
     sequence_length: int = 128
     batch_size: int = 64
+    restart_rate: float = 1 / 16
     epochs: int = 10
     learning_rate: float = 2e-3
     lr_schedule: str = "cosine"
@@ -253,68 +255,69 @@ def encode_stream(tokenizer: Tokenizer, segments: Sequence[Segment]) -> np.ndarr
 
 # ====================================================================== batches
 class LaneBatches(keras.utils.PyDataset):
-    """Batches for truncated back-propagation through time: (x [B, T], y [B, T]), y = x shifted by one.
+    """Batches for truncated back-propagation through time:
+    ``({"ids": x [B, T], "restart": r [B]}, y [B, T])``, y = the pieces after x.
 
     The stream is cut into B equal contiguous lanes; batch k holds pieces
     [kT, (k+1)T) of every lane, so row b of batch k + 1 continues row b of
-    batch k (the model carries its state across them, see
-    :class:`nlpcore.models.language_model.CarriedStateLSTM`). Every epoch the
-    lanes start at a new random offset in [0, T) when ``shuffle`` (seeded by
-    ``seed`` and the epoch number). max_steps: stop an epoch after that many
-    batches (0 = a whole pass). Pass ``shuffle=False`` to ``fit``: the batch
-    order is the point.
+    batch k, and the model carries its state across them (see
+    :class:`nlpcore.models.language_model.CarriedStateLSTM`). A row restarts
+    (r = 1: zero state, and its first input is ``<s>``, as when a text is
+    scored or continued) at the start of every lane and, after that, at each
+    batch with probability ``restart_rate``, so the model learns both to start
+    anywhere and to read long texts. Every epoch the lanes start at a new
+    random offset in [0, T) and restarts fall elsewhere (seeded by ``seed``
+    and the epoch number) when ``shuffle``. max_steps: stop an epoch after
+    that many batches (0 = a whole pass). Pass ``shuffle=False`` to ``fit``:
+    the batch order is the point.
     """
 
     def __init__(self, stream: np.ndarray, sequence_length: int, batch_size: int, shuffle: bool = True,
-                 seed: int = 0, max_steps: int = 0):
+                 seed: int = 0, max_steps: int = 0, restart_rate: float = 0.0):
         super().__init__(workers=1, use_multiprocessing=False)
         self.stream = np.asarray(stream, dtype=np.int32)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
-        lane = (len(self.stream) - 1 - (sequence_length - 1 if shuffle else 0)) // batch_size
-        if lane < 1:
+        self.restart_rate = restart_rate
+        lane = (len(self.stream) - (sequence_length - 1 if shuffle else 0)) // batch_size  # pieces per lane
+        if lane < 2:
             raise ValueError(f"{len(self.stream)} pieces are too few for {batch_size} lanes")
-        self.length = min(sequence_length, lane)  # a short held-out text gets one shorter batch
-        self.steps = lane // self.length
+        self.length = min(sequence_length, lane - 1)  # a short held-out text gets one shorter batch
+        self.steps = (lane - 1) // self.length
         if max_steps:
             self.steps = min(self.steps, max_steps)
-        self.lane = self.steps * self.length
+        self.lane = lane
         self.epoch = 0
+        self._plan = (-1, 0, None)
 
     def __len__(self) -> int:
         return self.steps
 
+    def _epoch_plan(self) -> tuple[int, np.ndarray]:
+        """(offset, restart flags [steps, B]) of the current epoch."""
+        if self._plan[0] != self.epoch:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            offset = int(rng.integers(self.length)) if self.shuffle else 0
+            restarts = rng.random((self.steps, self.batch_size)) < self.restart_rate
+            restarts[0] = True
+            self._plan = (self.epoch, offset, restarts)
+        return self._plan[1], self._plan[2]
+
     def offset(self) -> int:
-        if not self.shuffle:
-            return 0
-        return int(np.random.default_rng([self.seed, self.epoch]).integers(self.length))
+        return self._epoch_plan()[0]
 
     def __getitem__(self, index: int):
-        starts = self.offset() + self.lane * np.arange(self.batch_size) + index * self.length  # [B]
+        offset, restarts = self._epoch_plan()
+        starts = offset + self.lane * np.arange(self.batch_size) + index * self.length  # [B]
         windows = self.stream[starts[:, None] + np.arange(self.length + 1)]
-        return windows[:, :-1], windows[:, 1:]
+        restart = restarts[index]
+        x = windows[:, :-1].copy()
+        x[restart, 0] = BOS_ID
+        return {"ids": x, "restart": restart.astype(np.float32)}, windows[:, 1:]
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
-
-
-def _reset_states_callback():
-    from ..models.language_model import reset_states
-
-    class ResetCarriedState(keras.callbacks.Callback):
-        """Zero the carried LSTM state where a pass over a stream starts: each epoch and each validation."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            reset_states(self.model)
-
-        def on_test_begin(self, logs=None):
-            reset_states(self.model)
-
-        def on_test_end(self, logs=None):
-            reset_states(self.model)
-
-    return ResetCarriedState()
 
 
 # ====================================================================== scoring
@@ -398,11 +401,11 @@ def search_vocab_size(config: LMTrainConfig, train_segments, held_segments, verb
         per_pass = len(LaneBatches(stream, config.sequence_length, search.batch_size))
         epochs = max(1, math.ceil(search.steps / per_pass))  # the same number of steps for every size
         batches = LaneBatches(stream, config.sequence_length, search.batch_size, seed=config.seed,
-                              max_steps=math.ceil(search.steps / epochs))
+                              max_steps=math.ceil(search.steps / epochs), restart_rate=config.restart_rate)
         model_config = dataclasses.replace(search.model, vocab_size=tokenizer.vocab_size)
         model = build_language_model(model_config, carry_state_batch=search.batch_size)
         _compile(model, dataclasses.replace(config, lr_schedule="cosine"), len(batches) * epochs)
-        model.fit(batches, epochs=epochs, shuffle=False, callbacks=[_reset_states_callback()], verbose=verbose)
+        model.fit(batches, epochs=epochs, shuffle=False, verbose=verbose)
         shipped = copy_weights(model, build_language_model(model_config))
         score = score_segments(NumpyLanguageModel(shipped, model_config), tokenizer, held_segments,
                                search.validation_chars)
@@ -473,7 +476,8 @@ def train(config: LMTrainConfig, resume: bool = False, output: str | None = None
     held_stream = encode_stream(tokenizer, held_segments)
     held_chars = sum(len(s.text) for s in held_segments)
     chars_per_token = held_chars / max(len(held_stream) - len(held_segments), 1)
-    train_data = LaneBatches(train_stream, config.sequence_length, config.batch_size, seed=config.seed)
+    train_data = LaneBatches(train_stream, config.sequence_length, config.batch_size, seed=config.seed,
+                             restart_rate=config.restart_rate)
     val_data = LaneBatches(held_stream, config.sequence_length, config.batch_size, shuffle=False)
     print(json.dumps({"train_pieces": int(len(train_stream)), "validation_pieces": int(len(held_stream)),
                       "vocab_size": tokenizer.vocab_size, "chars_per_piece": round(chars_per_token, 3),
@@ -482,7 +486,7 @@ def train(config: LMTrainConfig, resume: bool = False, output: str | None = None
     model = build_language_model(model_config, name=config.name.replace("-", "_"),
                                  carry_state_batch=config.batch_size)
     _compile(model, config, len(train_data) * config.epochs)
-    callbacks = [_reset_states_callback(), _nats_per_char_callback(chars_per_token),
+    callbacks = [_nats_per_char_callback(chars_per_token),
                  *standard_callbacks(run_dir, config.patience, monitor="val_loss")]
     history = model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks,
                         shuffle=False, verbose=verbose)
