@@ -70,6 +70,70 @@ def _chunks(ids: list[int], limit: int, pieces: list[str]) -> list[list[int]]:
     return out
 
 
+# ====================================================================== BLAS threads
+_BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                 "openblas_set_num_threads64_", "openblas_set_num_threads")
+_blas: list = []  # [(set, get)] once looked up; [None] when not available
+
+
+def _openblas():
+    """(set_num_threads, get_num_threads) of NumPy's bundled OpenBLAS, or None."""
+    if not _blas:
+        import ctypes
+        import glob
+        import os
+
+        found = None
+        base = os.path.dirname(np.__file__)
+        for pattern in (os.path.join(base, os.pardir, "numpy.libs", "*openblas*"),
+                        os.path.join(base, ".dylibs", "*openblas*")):
+            for path in glob.glob(pattern):
+                try:
+                    library = ctypes.CDLL(path)
+                except OSError:
+                    continue
+                for name in _BLAS_SETTERS:
+                    getter = name.replace("_set_", "_get_")
+                    if hasattr(library, name) and hasattr(library, getter):
+                        found = (getattr(library, name), getattr(library, getter))
+                        break
+                if found:
+                    break
+            if found:
+                break
+        _blas.append(found)
+    return _blas[0]
+
+
+class blas_threads:
+    """Run a block with NumPy's BLAS limited to ``count`` threads (best effort; a no-op
+    where NumPy's BLAS is not a bundled OpenBLAS).
+
+    Decoding multiplies small matrices thousands of times; threads that wait
+    for each other cost more than they bring there, and on a busy machine
+    (training running beside the app) far more.
+    """
+
+    def __init__(self, count: int | None):
+        self.count = count
+        self.previous = None
+
+    def __enter__(self):
+        blas = _openblas() if self.count else None
+        if blas is not None:
+            setter, getter = blas
+            self.previous = int(getter())
+            if self.previous != self.count:
+                setter(int(self.count))
+        return self
+
+    def __exit__(self, *exc):
+        blas = _openblas() if self.count else None
+        if blas is not None and self.previous is not None and self.previous != self.count:
+            blas[0](self.previous)
+        return False
+
+
 # ====================================================================== one model
 @dataclass(frozen=True)
 class SentenceResult:
@@ -88,7 +152,8 @@ class TranslationModel:
     """
 
     def __init__(self, keras_model: "keras.Model", config: Any, source_tokenizer: "Tokenizer",
-                 target_tokenizer: "Tokenizer", name: str = "", source_lang: str = "", target_lang: str = ""):
+                 target_tokenizer: "Tokenizer", name: str = "", source_lang: str = "", target_lang: str = "",
+                 threads: int | None = 1):
         from .inference import NumpySeq2Seq
 
         self.name = name
@@ -99,6 +164,7 @@ class TranslationModel:
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
         self.numpy = NumpySeq2Seq(keras_model, config)
+        self.threads = threads  # BLAS threads while decoding (None: leave NumPy's setting)
 
     @classmethod
     def from_package(cls, package: "Package") -> "TranslationModel":
@@ -110,12 +176,20 @@ class TranslationModel:
 
     # ---------------------------------------------------------------- search
     def search(self, sequences: Sequence[Sequence[int]], options: TranslateOptions = TranslateOptions(),
-               batch_size: int = 64) -> list[list["SearchHypothesis"]]:
+               batch_size: int = 64, timings: dict[str, float] | None = None) -> list[list["SearchHypothesis"]]:
         """n-best hypotheses for each source id list (at most ``max_source_length`` pieces each).
 
         Sentences are decoded in batches of similar length: the encoder runs
         once per batch, then one beam search steps all their beams together.
+        ``timings``, when given, gets the seconds spent in ``encode`` and ``search`` added.
         """
+        timings = {} if timings is None else timings
+        for stage in ("encode", "search"):
+            timings.setdefault(stage, 0.0)
+        with blas_threads(self.threads):
+            return self._search(sequences, options, batch_size, timings)
+
+    def _search(self, sequences, options, batch_size, timings):
         from .decoding import beam_search, greedy_search
         from .train.common import pad_batch
 
@@ -126,7 +200,10 @@ class TranslationModel:
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             source = pad_batch([list(sequences[i])[:limit] for i in rows])
+            started = time.perf_counter()
             encoded = self.numpy.encode(source)
+            encoded_at = time.perf_counter()
+            timings["encode"] += encoded_at - started
             lengths = encoded.lengths
             max_length = np.minimum(np.ceil(options.max_length_ratio * lengths) + 10,
                                     self.model_config.max_target_length).astype(np.int64)
@@ -140,6 +217,7 @@ class TranslationModel:
                 found = beam_search(
                     step, start_ids, encoded.state, options.beam_size, max_length, n_best=options.n_best,
                     length_penalty_alpha=options.length_penalty, no_repeat_ngram=options.no_repeat_ngram)
+            timings["search"] += time.perf_counter() - encoded_at
             for row, hypotheses in zip(rows, found):
                 results[row] = hypotheses
         return results
@@ -175,11 +253,12 @@ class TranslationModel:
         return Hypothesis(text=text, score=float(found.score), pieces=tuple(pieces), attention=attention)
 
     def translate_sentences(self, sentences: Sequence[str], options: TranslateOptions = TranslateOptions(),
-                            batch_size: int = 64) -> list[list[SentenceResult]]:
+                            batch_size: int = 64, timings: dict[str, float] | None = None
+                            ) -> list[list[SentenceResult]]:
         """For each sentence, its chunks' results (one chunk unless it is over-long)."""
         prepared = [self.prepare(s) for s in sentences]
         flat = [chunk for chunks in prepared for chunk in chunks]
-        found = self.search([ids for ids, _ in flat], options, batch_size)
+        found = self.search([ids for ids, _ in flat], options, batch_size, timings)
         results, k = [], 0
         for chunks in prepared:
             mine = []
@@ -189,6 +268,36 @@ class TranslationModel:
                 k += 1
             results.append(mine)
         return results
+
+
+# ====================================================================== the naive path
+class KerasStepDecoder:
+    """The naive decoding path the benchmark compares against: the Keras encoder
+    model once per batch, then ``decoder_step.predict`` once per step.
+
+    ``start(source ids [B, S]) -> state``; ``step`` has the
+    :mod:`nlpcore.decoding.step` contract, so the same searches run on it.
+    """
+
+    def __init__(self, keras_model: "keras.Model", config: Any):
+        from .models.seq2seq import build_decoder_step, build_encoder
+
+        self.config = config
+        self.encoder = build_encoder(keras_model, config)
+        self.decoder = build_decoder_step(keras_model, config)
+
+    def start(self, source: np.ndarray) -> dict:
+        outputs = [np.asarray(o) for o in self.encoder.predict(source, verbose=0)]
+        states = outputs[1:]
+        if self.config.input_feeding:
+            states.append(np.zeros_like(states[0]))
+        return {"source": np.asarray(source, np.int32), "memory": outputs[0], "states": tuple(states)}
+
+    def step(self, ids: np.ndarray, state: dict):
+        inputs = {"ids": np.asarray(ids, np.int32)[:, None], "source": state["source"], "memory": state["memory"],
+                  **{f"state_{k}": s for k, s in enumerate(state["states"])}}
+        outputs = [np.asarray(o) for o in self.decoder.predict(inputs, verbose=0)]
+        return outputs[0], {**state, "states": tuple(outputs[2:])}, outputs[1]
 
 
 # ====================================================================== the service
@@ -286,10 +395,12 @@ class Translator:
                     unique.setdefault(s, len(unique))
                 layout.append((sentences, separator))
             layouts.append(layout)
-        prepared_at = time.perf_counter()
-        results = model.translate_sentences(list(unique), options, batch_size) if unique else []
-        searched_at = time.perf_counter()
-        share = (searched_at - prepared_at) / max(len(unique), 1)
+        stages = {"encode": 0.0, "search": 0.0}
+        results = model.translate_sentences(list(unique), options, batch_size, stages) if unique else []
+        total = time.perf_counter() - started
+        # A batch's time is shared out by sentence count (exact for a single text).
+        share = {stage: seconds / max(len(unique), 1) for stage, seconds in stages.items()}
+        share["total"] = total / max(len(unique), 1)
         out = []
         for text, layout in zip(texts, layouts):
             sentences = [s for sentences, _ in layout for s in sentences]
@@ -300,11 +411,10 @@ class Translator:
                 continue
             chunks = {s: results[unique[s]] for s in sentences}
             out.append(self._assemble(text, src, tgt, model.name, layout, chunks, options,
-                                      search_seconds=share * len(set(sentences)),
-                                      prepare_seconds=(prepared_at - started) / max(len(texts), 1)))
+                                      {stage: round(seconds * len(set(sentences)), 6) for stage, seconds in share.items()}))
         return out
 
-    def _assemble(self, text, src, tgt, name, layout, chunks, options, search_seconds, prepare_seconds) -> Translation:
+    def _assemble(self, text, src, tgt, name, layout, chunks, options, timings) -> Translation:
         hypotheses = []
         n = max(len(r.hypotheses) for results in chunks.values() for r in results)
         source_pieces = [p for sentences, _ in layout for s in sentences for r in chunks[s] for p in r.source_pieces]
@@ -324,11 +434,9 @@ class Translator:
             hypotheses.append(Hypothesis(text=_join(paragraphs),
                                          score=float(np.mean(scores)) if scores else 0.0,
                                          pieces=tuple(pieces), attention=_block_diagonal(blocks)))
-        total = prepare_seconds + search_seconds
         return Translation(source=text, src_lang=src, tgt_lang=tgt, hypotheses=tuple(hypotheses),
                            source_pieces=tuple(source_pieces), model=name,
-                           timings={"encode": round(prepare_seconds, 6), "search": round(search_seconds, 6),
-                                    "total": round(total, 6)})
+                           timings=timings)
 
 
 # ====================================================================== command line
@@ -389,3 +497,80 @@ def cli_translate(args) -> int:
                 out.write(" ".join(result.text.split("\n")) + "\n")
         out.flush()
     return 0
+
+
+# ====================================================================== benchmark
+def benchmark(src: str = "en", tgt: str = "fr", bulk_lines: int = 2000, repeats: int = 100) -> dict[str, Any]:
+    """Speed of the installed ``translate-<src>-<tgt>`` model against the naive Keras path.
+
+    Sentences are drawn from the validation side of the model's corpus split.
+    Records: the NumPy decoder step for 5 rows, one sentence with beam 5
+    through the service (p50/p90), the same searches through
+    :class:`KerasStepDecoder` (``predict`` per step), the speed-up, and
+    ``bulk_lines`` sentences through the command-line function in a fresh
+    process (whole-process seconds).
+    """
+    import os
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import keras
+
+    from . import bench
+    from . import data as corpora
+    from .decoding import beam_search, tile_state
+    from .train.common import pad_batch
+    from .train.translation import TranslationTrainConfig, pair_key
+
+    translator = Translator.load()
+    model = translator.model(src, tgt)
+    from .packages import find_package, load_package
+
+    config = load_package(find_package(model.name)).config(TranslationTrainConfig)
+    pairs = corpora.read_parallel(corpora.corpus_path(config.corpus), config.source, config.target)
+    held_out = [p.source for p in pairs
+                if corpora.is_validation(pair_key(p.source), config.validation_fraction, config.split_salt)]
+    rng = np.random.default_rng(0)
+    sentences = [held_out[i] for i in rng.permutation(len(held_out))[: max(bulk_lines, repeats)]]
+    options = TranslateOptions(beam_size=5)
+    record: dict[str, Any] = {"what": "translate", "model": model.name, "machine": bench.machine(),
+                              "keras_backend": keras.backend.backend()}
+
+    encoded = model.numpy.encode(pad_batch([model.source_tokenizer.encode(sentences[0])]))
+    beams = tile_state(encoded.state, 5)
+    step = model.numpy.step_function(encoded)
+    ids = np.full(5, BOS_ID, np.int32)
+    with blas_threads(model.threads):
+        record["numpy_step_5_rows"] = bench.timed(lambda: step(ids, beams), repeats * 5)
+    cycle = iter(sentences * 100)
+    record["service_beam5_one_sentence"] = bench.timed(lambda: translator.translate(next(cycle), src, tgt, options),
+                                                       repeats)
+
+    naive = KerasStepDecoder(model.keras_model, model.model_config)
+    cycle = iter(sentences * 100)
+
+    def naive_translate():
+        source = pad_batch([model.source_tokenizer.encode(next(cycle))])
+        limit = int(min(options.max_length_ratio * source.shape[1] + 10, model.model_config.max_target_length))
+        return beam_search(naive.step, [BOS_ID], naive.start(source), 5, limit,
+                           length_penalty_alpha=options.length_penalty, no_repeat_ngram=options.no_repeat_ngram)
+
+    record["naive_predict_per_step_beam5"] = bench.timed(naive_translate, max(5, repeats // 10), warmup=2)
+    record["speedup_p50"] = round(record["naive_predict_per_step_beam5"]["p50_ms"]
+                                  / record["service_beam5_one_sentence"]["p50_ms"], 1)
+
+    code = ("import sys, argparse; from nlpcore.translation import cli_translate; "
+            f"sys.exit(cli_translate(argparse.Namespace(src={src!r}, tgt={tgt!r}, beam=5, json=False, texts=[])))")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sentences.txt"
+        path.write_text("\n".join(s.replace("\n", " ") for s in sentences[:bulk_lines]) + "\n", encoding="utf-8")
+        started = time.perf_counter()
+        with open(path, "rb") as stdin:
+            result = subprocess.run([sys.executable, "-c", code], stdin=stdin, capture_output=True, check=True,
+                                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        seconds = time.perf_counter() - started
+    outputs = result.stdout.decode("utf-8").splitlines()
+    record["bulk_cli"] = {"lines": bulk_lines, "outputs": len(outputs), "beam": 5, "seconds": round(seconds, 2),
+                          "lines_per_second": round(bulk_lines / seconds, 1)}
+    return record

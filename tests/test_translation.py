@@ -248,3 +248,68 @@ def test_cli_writes_one_line_per_input_line(installed):
 
     missing = _run_cli({"src": "fr", "tgt": "en", "beam": 5, "json": False, "texts": ["un"]}, b"")
     assert missing.returncode == 1 and b"fr\xe2\x86\x92en" in missing.stderr
+
+
+# ------------------------------------------------------------ fast path vs naive path
+def test_numpy_search_equals_keras_predict_search(translator):
+    """Beam search over the NumPy step and over per-step ``predict`` finds the same hypotheses."""
+    from nlpcore.decoding import beam_search
+    from nlpcore.tokenizer import BOS_ID
+    from nlpcore.train.common import pad_batch
+    from nlpcore.translation import KerasStepDecoder
+
+    model = translator.model("en", "fr")
+    sentences = ["three one four one", "five nine two"]
+    source = pad_batch(model.source_tokenizer.encode(sentences))
+    naive = KerasStepDecoder(model.keras_model, model.model_config)
+    slow = beam_search(naive.step, [BOS_ID] * 2, naive.start(source), 3, 12, n_best=2, length_penalty_alpha=0.6)
+    fast = model.search(model.source_tokenizer.encode(sentences), TranslateOptions(beam_size=3, n_best=2,
+                                                                                    no_repeat_ngram=0))
+    for a, b in zip(slow, fast):
+        assert [h.ids for h in a] == [h.ids for h in b]
+        np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
+        np.testing.assert_allclose(a[0].attention, b[0].attention, atol=1e-5)
+
+
+def test_blas_threads_restores_the_setting():
+    from nlpcore.translation import _openblas, blas_threads
+
+    blas = _openblas()
+    if blas is None:
+        pytest.skip("NumPy's BLAS is not a bundled OpenBLAS here")
+    before = blas[1]()
+    with blas_threads(1):
+        assert blas[1]() == 1
+    assert blas[1]() == before
+
+
+def test_service_module_imports_no_framework():
+    code = ("import sys, nlpcore.translation; "
+            "assert not [m for m in ('tensorflow', 'jax', 'keras') if m in sys.modules]")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("direction", ["en-fr", "fr-en", "ko-en", "en-ko"])
+def test_shipped_configs_load(direction):
+    from pathlib import Path
+
+    from nlpcore.config import load_config
+    from nlpcore.train.translation import TranslationTrainConfig
+
+    path = Path(__file__).resolve().parent.parent / "configs" / f"translate-{direction}.yaml"
+    config = load_config(TranslationTrainConfig, path)
+    assert (config.source, config.target) == tuple(direction.split("-"))
+    assert config.name == f"translate-{direction}" and config.output.startswith(config.run_dir)
+    if config.target == "ko":
+        assert config.target_tokenizer.character_coverage == 0.9995
+    if config.source == "ko":
+        assert config.source_tokenizer.character_coverage == 0.9995
+
+
+def test_load_without_packages_says_so(tmp_path, monkeypatch):
+    from nlpcore.packages import PackageError
+    from nlpcore.translation import Translator
+
+    monkeypatch.setenv("MALBEOT_ASSETS", str(tmp_path / "no-assets"))
+    with pytest.raises(PackageError, match="no translation model"):
+        Translator.load()

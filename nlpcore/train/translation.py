@@ -57,7 +57,8 @@ class TranslationTrainConfig:
     max_train_pairs: 0 for all; a number draws that many pairs (quick runs).
     max_validation_pairs: 0 for all; caps the beam-search evaluation.
     source_tokenizer / target_tokenizer: the two SentencePiece models.
-    batch_size: most pairs per batch; max_tokens: most padded tokens per batch (0 = no cap).
+    batch_size: most pairs per batch; max_tokens: most padded tokens per batch (0 = no cap;
+        ignored under JAX, which wants few distinct batch shapes).
     learning_rate, lr_decay, min_learning_rate: Adam's rate, multiplied by
         ``lr_decay`` whenever the validation loss does not improve.
     clip_global_norm: gradient clipping by global norm; label_smoothing: ε.
@@ -244,11 +245,14 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
     dropped = len(x_src) - len(keep)
     x_src, x_tgt = [x_src[i] for i in keep], [x_tgt[i] for i in keep]
     v_src, v_tgt = encode_pairs(val_pairs, source_tokenizer, target_tokenizer)
-    pad = 8 if _backend() == "jax" else 1
+    # JAX compiles the train step once per batch shape: fixed batch sizes and widths
+    # rounded up to multiples of 16 keep that to a few dozen shapes.
+    jax = _backend() == "jax"
+    pad, max_tokens = (16, 0) if jax else (1, config.max_tokens)
     train_data = ParallelBatches(x_src, x_tgt, config.batch_size, model_config.max_source_length,
-                                 model_config.max_target_length, config.max_tokens, True, config.seed, pad)
+                                 model_config.max_target_length, max_tokens, True, config.seed, pad)
     val_data = ParallelBatches(v_src, v_tgt, config.batch_size, model_config.max_source_length,
-                               model_config.max_target_length, config.max_tokens, False, 0, pad)
+                               model_config.max_target_length, max_tokens, False, 0, pad)
     print(f"training pairs after the length limits: {len(x_src):,} ({dropped:,} longer ones dropped); "
           f"{len(train_data):,} batches per epoch", flush=True)
 
