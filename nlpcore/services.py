@@ -207,8 +207,10 @@ class _ClassifierRunner:
     """One loaded sentiment package: tokenizer + NumPy forward pass (Keras fallback);
     an ensemble package averages its members' probabilities."""
 
+    NUMPY_MAX_BATCH = 64  # up to this many rows (one text and its occlusions) in NumPy
+
     def __init__(self, package):
-        from .inference import NumpyClassifier
+        from .inference import NumpyClassifier, limit_blas_threads
         from .train.sentiment import SentimentTrainConfig, member_name
 
         config = package.config(SentimentTrainConfig)
@@ -218,11 +220,24 @@ class _ClassifierRunner:
         self.tokenizer = package.tokenizer()
         self.keras_models = [package.load_model(member_name(i)) for i in range(config.ensemble)]
         self.keras_model = self.keras_models[0]  # the benchmark's naive path calls it
+        limit_blas_threads()
         if self.config.encoder in NumpyClassifier.SUPPORTED:
-            members = [NumpyClassifier(m, self.config) for m in self.keras_models]
-        else:  # conv front ends run through Keras, one compiled call per batch
-            members = [lambda ids, m=m: np.asarray(m.predict_on_batch(ids)) for m in self.keras_models]
-        self._forward = lambda ids: np.mean([member(ids) for member in members], axis=0)
+            self._numpy = [NumpyClassifier(m, self.config) for m in self.keras_models]
+        else:  # conv front ends have no NumPy twin: always through Keras
+            self._numpy = None
+
+    def _forward(self, ids: np.ndarray) -> np.ndarray:
+        """[B, T] ids → [B, C] probabilities, averaged over the ensemble members.
+
+        Small batches (interactive use) run in NumPy; large ones through each
+        Keras model's compiled predict function, padded to a multiple of 16 so
+        only a few shapes are ever compiled.
+        """
+        if self._numpy is not None and len(ids) <= self.NUMPY_MAX_BATCH:
+            return np.mean([member(ids) for member in self._numpy], axis=0)
+        width = -(-ids.shape[1] // 16) * 16
+        ids = np.pad(ids, ((0, 0), (0, width - ids.shape[1])))
+        return np.mean([np.asarray(m.predict_on_batch(ids)) for m in self.keras_models], axis=0)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Piece ids of each text, before truncation."""
@@ -233,7 +248,7 @@ class _ClassifierRunner:
 
         return clip(self.config, sequence)
 
-    def probabilities(self, sequences: Sequence[Sequence[int]], batch_size: int = 256) -> np.ndarray:
+    def probabilities(self, sequences: Sequence[Sequence[int]], batch_size: int = 512) -> np.ndarray:
         """[N, C] class probabilities, batching sequences of similar length."""
         from .train.common import pad_batch
 
