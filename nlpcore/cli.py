@@ -252,9 +252,23 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- translate, generate, score
+def _delegate(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    """A handler that imports ``module`` only when its subcommand runs."""
+
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(module), function)(args)
+
+    return handler
+
+
 # ---------------------------------------------------------------- train
 TRAINERS = {
     "sentiment": ("nlpcore.train.sentiment", "SentimentTrainConfig"),
+    "translation": ("nlpcore.train.translation", "TranslationTrainConfig"),
+    "lm": ("nlpcore.train.lm", "LMTrainConfig"),
 }
 
 
@@ -310,13 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="CSV file to write for --input")
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify (default: one per line from stdin)")
 
-    p = command("translate", "translate sentences", _unavailable("translate"))
+    p = command("translate", "translate sentences", _delegate("nlpcore.translation", "cli_translate"))
     p.add_argument("--src", required=True, choices=["en", "fr", "ko"], help="source language")
     p.add_argument("--tgt", required=True, choices=["en", "fr", "ko"], help="target language")
     p.add_argument("--beam", type=int, default=5, help="beam size (1 = greedy; default 5)")
     p.add_argument("texts", nargs="*", metavar="TEXT", help="sentences (default: one per line from stdin)")
 
-    p = command("generate", "generate text from a prompt", _unavailable("generate"))
+    p = command("generate", "generate text from a prompt", _delegate("nlpcore.generation", "cli_generate"))
     p.add_argument("--model", default="generate-en", help="generate-en or generate-ko")
     p.add_argument("--prompt", default="", help="text to continue")
     p.add_argument("--max-tokens", type=int, default=200, help="new pieces to generate")
@@ -324,8 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=0, help="sample from the k most likely pieces (0 = off)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
     p.add_argument("--seed", type=int, help="random seed for repeatable output")
+    p.add_argument("--sampler", choices=["greedy", "temperature", "top_k", "top_p"], help="how the next piece is picked")
+    p.add_argument("--repetition-penalty", type=float, default=1.1, help=">1 discourages repeating pieces")
+    p.add_argument("--stop", action="append", help="stop string (repeatable; not included in the output)")
 
-    p = command("score", "negative log-likelihood of a text file under a language model", _unavailable("score"))
+    p = command("score", "negative log-likelihood of a text file under a language model",
+                _delegate("nlpcore.generation", "cli_score"))
     p.add_argument("--model", required=True, help="language model package")
     p.add_argument("file", help="UTF-8 text file")
 

@@ -369,3 +369,17 @@ class Sentiment:
                     contributions=runner.contributions(texts[index], ids, score) if explain else (),
                 )
         return results  # type: ignore[return-value]
+
+
+def __getattr__(name: str):
+    """``Translator`` and ``Generator`` live in their own modules; importing them
+    from here loads those modules on first use."""
+    if name == "Translator":
+        from .translation import Translator
+
+        return Translator
+    if name == "Generator":
+        from .generation import Generator
+
+        return Generator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
