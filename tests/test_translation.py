@@ -81,7 +81,9 @@ def test_training_learns_and_writes_a_complete_package(trained):
     assert split.startswith("validation") and "beam 3" in split
     assert metrics["token_accuracy"] > 0.9  # chance is about 1 in 11
     assert metrics["bleu"] > 60 and metrics["chrf"] > 75
-    comparison = card.extra["attention_comparison"]
+    comparison = dict(card.extra["attention_comparison"])
+    assert comparison.pop("budget") == {"pairs": card.extra["training_pairs"], "epochs": config.epochs,
+                                        "note": "same data, settings and validation split for each attention type"}
     assert set(comparison) == {"luong", "bahdanau"}
     assert card.extra["attention"] == max(comparison, key=lambda a: comparison[a]["bleu"])
     assert "SentencePiece" in card.extra["tokenizers"]
@@ -130,6 +132,25 @@ def test_excluded_licenses_drop_rows(tmp_path):
     train, validation, used = load_pairs(config)
     assert len(train) == 40 and not validation
     assert used == {("tatoeba", "CC-BY-2.0-FR"): 20, ("news", "CC-BY-SA-3.0"): 20}
+
+
+def test_comparison_on_a_smaller_budget_then_the_winner_in_full(trained, tmp_path):
+    import dataclasses
+
+    from nlpcore.train.translation import train
+
+    package, config = trained
+    config = dataclasses.replace(config, compare_pairs=120, compare_epochs=3, epochs=4,
+                                 run_dir=str(tmp_path / "run"))
+    package = train(config, output=str(tmp_path / "package"), verbose=0)
+    comparison = package.card.extra["attention_comparison"]
+    assert comparison["budget"]["pairs"] == 120 and comparison["budget"]["epochs"] == 3
+    assert "winner" in comparison["budget"]["note"]
+    chosen = package.card.extra["attention"]
+    assert chosen == max(("luong", "bahdanau"), key=lambda a: (comparison[a]["bleu"], a == "luong"))
+    assert package.card.extra["epochs_run"] == 4
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.is_dir()) == [
+        "compare-bahdanau", "compare-luong", chosen]
 
 
 def test_resume_reuses_a_finished_run(trained, tmp_path):

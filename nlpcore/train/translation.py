@@ -64,7 +64,11 @@ class TranslationTrainConfig:
     clip_global_norm: gradient clipping by global norm; label_smoothing: ε.
     patience: epochs without validation-loss improvement before stopping.
     beam_size, length_penalty: how the validation split is translated for BLEU.
-    compare_attention: also train the other attention type and ship the better.
+    compare_attention: also train the other attention type and ship the better
+        (Luong vs Bahdanau, both scored on the validation split, in the card).
+    compare_pairs / compare_epochs: when set (> 0 and below the full budget),
+        the two types are compared on that many training pairs and epochs
+        first, and only the winner is then trained on the full budget.
     """
 
     name: str = "translate-en-fr"
@@ -94,6 +98,8 @@ class TranslationTrainConfig:
     beam_size: int = 5
     length_penalty: float = 0.6
     compare_attention: bool = False
+    compare_pairs: int = 0
+    compare_epochs: int = 0
     output: str = "runs/translate-en-fr/package"
     run_dir: str = "runs/translate-en-fr"
 
@@ -188,12 +194,24 @@ def fit_model(config: TranslationTrainConfig, model_config: Seq2SeqConfig, train
     history = model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks,
                         verbose=verbose)
     seconds = time.time() - started
-    hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    hist = _csv_history(run_dir / "history.csv") or {k: [float(v) for v in vs] for k, vs in history.history.items()}
     finished = build_seq2seq(model_config, name=model.name)
     finished.set_weights(model.get_weights())
     finished.save_weights(done)
     summary_path.write_text(json.dumps({"history": hist, "seconds": seconds, "epochs": len(hist.get("loss", []))}))
     return model, hist, seconds, len(hist.get("loss", []))
+
+
+def _csv_history(path: Path) -> dict[str, list[float]]:
+    """The per-epoch history CSVLogger wrote (complete across resumed runs), by column."""
+    import csv
+
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = [c for c in (rows[0] if rows else {}) if c != "epoch"]
+    return {c: [float(r[c]) for r in rows if r.get(c) not in (None, "")] for c in columns}
 
 
 def evaluate_model(model, model_config: Seq2SeqConfig, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer,
@@ -256,36 +274,56 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
     print(f"training pairs after the length limits: {len(x_src):,} ({dropped:,} longer ones dropped); "
           f"{len(train_data):,} batches per epoch", flush=True)
 
-    variants = [model_config.attention]
-    if config.compare_attention:
-        variants.append("bahdanau" if model_config.attention == "luong" else "luong")
-    runs = {}
-    for attention in variants:
+    def run(attention: str, folder: str, data, epochs: int) -> dict:
         variant_config = dataclasses.replace(model_config, attention=attention)
-        print(f"--- training with {attention} attention", flush=True)
-        model, history, seconds, epochs = fit_model(config, variant_config, train_data, val_data,
-                                                    run_dir / attention, resume, verbose)
+        print(f"--- {folder}: {attention} attention, {data.pairs:,} pairs, up to {epochs} epochs", flush=True)
+        model, history, seconds, epochs_run = fit_model(
+            dataclasses.replace(config, epochs=epochs), variant_config, data, val_data, run_dir / folder, resume,
+            verbose)
         evaluation = evaluate_model(model, variant_config, source_tokenizer, target_tokenizer, val_pairs, config)
         best = int(np.argmin(history["val_loss"])) if history.get("val_loss") else -1
-        runs[attention] = {
+        result = {
             "model": model, "config": variant_config, "history": history, "train_seconds": round(seconds, 1),
-            "epochs": epochs, "evaluation": evaluation,
+            "epochs": epochs_run, "evaluation": evaluation,
             "summary": {"bleu": evaluation["bleu"], "chrf": evaluation["chrf"],
                         "token_accuracy": round(history["val_accuracy"][best], 4) if best >= 0 else None,
                         "loss": round(history["val_loss"][best], 4) if best >= 0 else None},
         }
-        print(json.dumps({"attention": attention, **runs[attention]["summary"], "epochs": epochs,
+        print(json.dumps({"attention": attention, **result["summary"], "epochs": epochs_run,
                           "train_seconds": round(seconds)}), flush=True)
+        return result
+
+    attentions = [model_config.attention]
+    if config.compare_attention:
+        attentions.append("bahdanau" if model_config.attention == "luong" else "luong")
+    reduced = config.compare_attention and (0 < config.compare_pairs < len(x_src)
+                                            or 0 < config.compare_epochs < config.epochs)
+    runs: dict[str, dict] = {}
+    budget = {"pairs": len(x_src), "epochs": config.epochs}
+    if reduced:  # compare on a smaller budget, then train the winner in full
+        count = config.compare_pairs if 0 < config.compare_pairs < len(x_src) else len(x_src)
+        subset = np.random.default_rng(config.seed).permutation(len(x_src))[:count]
+        compare_data = ParallelBatches([x_src[i] for i in subset], [x_tgt[i] for i in subset], config.batch_size,
+                                       model_config.max_source_length, model_config.max_target_length, max_tokens,
+                                       True, config.seed, pad)
+        budget = {"pairs": count, "epochs": config.compare_epochs or config.epochs}
+        compared = {a: run(a, f"compare-{a}", compare_data, budget["epochs"]) for a in attentions}
+        winner = max(compared, key=lambda a: (compared[a]["summary"]["bleu"], a == model_config.attention))
+        runs[winner] = run(winner, winner, train_data, config.epochs)
+    else:
+        compared = runs = {a: run(a, a, train_data, config.epochs) for a in attentions}
 
     chosen = max(runs, key=lambda a: (runs[a]["summary"]["bleu"], a == model_config.attention))
-    run = runs[chosen]
+    final = runs[chosen]
     split = (f"validation ({config.validation_fraction:.0%} hash split of {config.corpus} on the source "
              f"sentence, {len(val_pairs):,} pairs, beam {config.beam_size})")
     used_rows = tuple(DataSource(f"{config.corpus}:{origin}", rows=n, license=license_)
                       for (origin, license_), n in sorted(used.items()))
     license_ = config.license or resulting_license(used)
     comparison = {a: {**r["summary"], "epochs": r["epochs"], "train_seconds": r["train_seconds"]}
-                  for a, r in runs.items()}
+                  for a, r in compared.items()}
+    comparison["budget"] = {**budget, "note": "same data, settings and validation split for each attention type"
+                            + ("; the winner was then trained on the full budget" if reduced else "")}
     card = ModelCard(
         name=config.name,
         task="translation",
@@ -294,7 +332,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
                                           f"with {chosen} attention, SentencePiece subwords",
         data=used_rows,
         license=license_,
-        metrics={split: run["summary"]},
+        metrics={split: final["summary"]},
         extra={
             "source_language": config.source,
             "target_language": config.target,
@@ -302,24 +340,26 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
             "attention_comparison": comparison,
             "tokenizers": TOKENIZER_CHOICE,
             "excluded_licenses": list(config.exclude_licenses),
-            "epochs_run": run["epochs"],
-            "train_seconds": run["train_seconds"],
+            "epochs_run": final["epochs"],
+            "train_seconds": final["train_seconds"],
             "total_seconds": round(time.time() - started, 1),
-            "parameters": int(run["model"].count_params()),
+            "parameters": int(final["model"].count_params()),
             "training_pairs": len(x_src),
         },
     )
-    shipped_config = dataclasses.replace(config, model=run["config"])
-    shipped = build_seq2seq(run["config"], name=run["model"].name)  # uncompiled, loads on any backend
-    shipped.set_weights(run["model"].get_weights())
+    shipped_config = dataclasses.replace(config, model=final["config"])
+    shipped = build_seq2seq(final["config"], name=final["model"].name)  # uncompiled, loads on any backend
+    shipped.set_weights(final["model"].get_weights())
     evaluation = {"split": split, "chosen": chosen,
-                  "runs": {a: {"history": r["history"], "evaluation": r["evaluation"]} for a, r in runs.items()}}
+                  "runs": {a: {"history": r["history"], "evaluation": r["evaluation"]} for a, r in runs.items()},
+                  "comparison": {a: {"history": r["history"], "evaluation": r["evaluation"]}
+                                 for a, r in compared.items()} if reduced else "the runs above"}
     package = write_package(
         output or config.output, card, shipped_config, {"model": shipped},
         {"source": source_tokenizer, "target": target_tokenizer},
         files={"evaluation.json": json.dumps(evaluation, indent=2, ensure_ascii=False).encode()},
     )
-    print(json.dumps({"package": str(package.path), "attention": chosen, **run["summary"]}), flush=True)
+    print(json.dumps({"package": str(package.path), "attention": chosen, **final["summary"]}), flush=True)
     return package
 
 
