@@ -247,3 +247,42 @@ def test_tensorflow_and_jax_train_alike(tmp_path, variant):
         results[backend] = record["losses"]
     np.testing.assert_allclose(results["jax"], results["tensorflow"], rtol=2e-3)
     assert results["tensorflow"][-1] < results["tensorflow"][0]  # it learns
+
+
+_JAX_PACKAGE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np, keras
+    from nlpcore.models.seq2seq import Seq2SeqConfig, build_seq2seq
+    from nlpcore.packages import ModelCard, write_package
+    from nlpcore.tokenizer import Tokenizer
+    config = Seq2SeqConfig(**json.loads(sys.argv[1]))
+    keras.utils.set_random_seed(3)
+    model = build_seq2seq(config)
+    inputs = {"source": np.array(json.loads(sys.argv[3]), np.int32), "target_in": np.array(json.loads(sys.argv[4]), np.int32)}
+    tokenizer = Tokenizer.load(sys.argv[5])
+    write_package(sys.argv[2], ModelCard(name="translate-xx-yy", task="translation", languages=("xx", "yy")),
+                  config, {"model": model}, {"source": tokenizer, "target": tokenizer})
+    np.save(sys.argv[2] + ".npy", np.asarray(model(inputs)))
+    print(keras.backend.backend())
+    """
+)
+
+
+@pytest.mark.slow
+def test_package_saved_under_jax_loads_under_tensorflow(tmp_path, tiny_tokenizer):
+    import dataclasses
+
+    from nlpcore.packages import load_package
+
+    config = CONFIGS[3]  # Bahdanau, input feeding: the scan path
+    tokenizer = tiny_tokenizer.save(tmp_path / "tok.model")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([sys.executable, "-c", _JAX_PACKAGE_SCRIPT, json.dumps(dataclasses.asdict(config)),
+                          str(tmp_path / "pkg"), json.dumps(SOURCE.tolist()), json.dumps(TARGET_IN.tolist()),
+                          str(tokenizer)], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("jax"), out.stderr[-3000:]
+    package = load_package(tmp_path / "pkg")
+    assert package.card.backend == "jax"
+    logits = np.asarray(package.load_model()({"source": SOURCE, "target_in": TARGET_IN}))
+    np.testing.assert_allclose(logits, np.load(tmp_path / "pkg.npy"), atol=1e-5)
