@@ -46,3 +46,22 @@ def test_core_never_imports_qt():
     for path in Path(nlpcore.__file__).parent.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert "PySide6" not in text and "import desktop" not in text, path
+
+
+def test_registered_layer_names_are_unique():
+    import ast
+    from pathlib import Path
+
+    import nlpcore
+
+    seen: dict[str, str] = {}
+    for path in sorted((Path(nlpcore.__file__).parent / "models").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for decorator in node.decorator_list:
+                if isinstance(decorator, ast.Call) and getattr(decorator.func, "attr", "") == "register_keras_serializable":
+                    name = next((k.value.value for k in decorator.keywords if k.arg == "name"), node.name)
+                    assert name not in seen, f"{name} registered in {seen.get(name)} and {path.name}"
+                    seen[name] = path.name

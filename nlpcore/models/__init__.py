@@ -2,4 +2,6 @@
 registers the project's serializable layers, so packages can load them with
 ``safe_mode=True``."""
 
-from . import layers  # noqa: F401  (registers the custom layers)
+# Every module that registers layers, so any package loads with safe_mode=True.
+# Registered names must be unique across them (a test checks).
+from . import attention, language_model, layers, seq2seq  # noqa: F401

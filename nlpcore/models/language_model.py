@@ -79,7 +79,7 @@ def _embedding_initializer(dim: int) -> keras.initializers.Initializer:
     return keras.initializers.RandomNormal(stddev=dim**-0.5)
 
 
-@keras.saving.register_keras_serializable(package="nlpcore")
+@keras.saving.register_keras_serializable(package="nlpcore", name="LanguageModelTiedEmbedding")
 class TiedEmbedding(keras.layers.Layer):
     """An embedding that doubles as the output layer.
 
