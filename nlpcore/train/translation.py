@@ -34,6 +34,12 @@ from ..tokenizer import Tokenizer, TokenizerConfig
 # Licence of a corpus's rows when the file has no per-row license column.
 CORPUS_LICENSES = {"en-fr": ("tatoeba", "CC-BY-2.0-FR")}
 NON_COMMERCIAL = "CC-BY-NC-SA-4.0"
+ORIGIN_NOTES = {
+    "tatoeba": "Tatoeba sentence pairs (via ManyThings for en-fr)",
+    "kss-kosp2e": "KSS transcripts joined with kosp2e English translations; non-commercial use only",
+    "jhe": "jungyeul/korean-parallel-corpora, JHE",
+    "news": "jungyeul/korean-parallel-corpora, news dev/test",
+}
 
 TOKENIZER_CHOICE = (
     "Separate SentencePiece models for the source and the target language, each trained on its own side "
@@ -317,7 +323,8 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
     final = runs[chosen]
     split = (f"validation ({config.validation_fraction:.0%} hash split of {config.corpus} on the source "
              f"sentence, {len(val_pairs):,} pairs, beam {config.beam_size})")
-    used_rows = tuple(DataSource(f"{config.corpus}:{origin}", rows=n, license=license_)
+    used_rows = tuple(DataSource(f"{config.corpus}:{origin}", rows=n, license=license_,
+                                 notes=ORIGIN_NOTES.get(origin, ""))
                       for (origin, license_), n in sorted(used.items()))
     license_ = config.license or resulting_license(used)
     comparison = {a: {**r["summary"], "epochs": r["epochs"], "train_seconds": r["train_seconds"]}
