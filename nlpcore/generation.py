@@ -116,8 +116,9 @@ class Detokenizer:
 
     ``feed(id)`` returns the text that became complete (possibly ``""``): byte
     pieces are buffered until they form a whole UTF-8 character (invalid
-    sequences become U+FFFD), and a trailing joiner (ZWJ, a conjoining jamo)
-    waits for the character it joins. ``flush()`` returns whatever is left.
+    sequences become U+FFFD; :class:`Utf8Guard` keeps generation from writing
+    any), and a trailing joiner (ZWJ, a conjoining jamo) waits for the
+    character it joins. ``flush()`` returns whatever is left.
 
     at_start: the ids begin the text, so the ``▁`` of the first piece is not a
         space (SentencePiece's dummy prefix); otherwise they continue a text.
@@ -143,8 +144,14 @@ class Detokenizer:
         self._held = text[keep:]
         return text[:keep]
 
-    def flush(self) -> str:
-        text = self._held + self._decoder.decode(b"", final=True)
+    def flush(self, drop_partial: bool = False) -> str:
+        """The text still held back; an unfinished UTF-8 sequence at the end becomes
+        U+FFFD, or is dropped with ``drop_partial``."""
+        if drop_partial:
+            self._decoder.reset()
+            text = self._held
+        else:
+            text = self._held + self._decoder.decode(b"", final=True)
         self._held = ""
         return text
 
@@ -161,6 +168,44 @@ def _held_for_stop(text: str, stops: Sequence[str]) -> int:
 
 
 # ====================================================================== one model
+class Utf8Guard:
+    """Keeps byte pieces to well-formed UTF-8 while sampling.
+
+    After a byte piece that starts a multi-byte character, only continuation
+    byte pieces (0x80–0xBF) may follow until the character is whole; at any
+    other point, continuation bytes and bytes that never occur in UTF-8
+    (0xC0, 0xC1, 0xF5–0xFF) are ruled out. So a model that writes Korean or
+    emoji byte by byte cannot produce a broken character (U+FFFD).
+    """
+
+    def __init__(self, table: Sequence[bytes], byte_ids: Sequence[bool]):
+        size = len(table)
+        self.needs = np.zeros(size, dtype=np.int8)  # continuation bytes a piece opens
+        self.continuation = np.zeros(size, dtype=bool)
+        self.never_first = np.zeros(size, dtype=bool)
+        for token_id, (data, is_byte) in enumerate(zip(table, byte_ids)):
+            if not is_byte:
+                continue
+            value = data[0]
+            self.continuation[token_id] = 0x80 <= value <= 0xBF
+            self.never_first[token_id] = self.continuation[token_id] or value in (0xC0, 0xC1) or value >= 0xF5
+            self.needs[token_id] = 1 if 0xC2 <= value <= 0xDF else 2 if 0xE0 <= value <= 0xEF else \
+                3 if 0xF0 <= value <= 0xF4 else 0
+        self.pending = 0
+
+    def update(self, token_id: int) -> None:
+        """Account for the piece just written."""
+        if self.pending and self.continuation[token_id]:
+            self.pending -= 1
+        else:
+            self.pending = int(self.needs[token_id])
+
+    def mask(self, logits: np.ndarray) -> np.ndarray:
+        """logits [N, V] with the pieces that would break UTF-8 set to -inf."""
+        banned = ~self.continuation if self.pending else self.never_first
+        return np.where(banned, np.float32(-np.inf), logits).astype(np.float32, copy=False)
+
+
 class _PromptStep:
     """A step function that reads the whole prompt in one batched pass.
 
@@ -169,14 +214,17 @@ class _PromptStep:
     :meth:`NumpyLanguageModel.forward` over the whole prompt and the other
     prompt calls return that result again. After the prompt, a call is one
     NumPy step. allowed: bool [V], the pieces the first new piece may be
-    (token healing; None = any).
+    (token healing; None = any). guard: a :class:`Utf8Guard` applied to every
+    distribution of a new piece (None = none).
     """
 
-    def __init__(self, model, prompt_ids: Sequence[int], allowed: np.ndarray | None = None):
+    def __init__(self, model, prompt_ids: Sequence[int], allowed: np.ndarray | None = None,
+                 guard: Utf8Guard | None = None):
         self.model = model
         self.prompt = np.asarray([list(prompt_ids)], dtype=np.int32)
         self.remaining = len(prompt_ids)
         self.allowed = allowed
+        self.guard = guard
         self.result = None
 
     def __call__(self, ids: np.ndarray, state):
@@ -186,9 +234,15 @@ class _PromptStep:
                 logits, state = self.model.forward(self.prompt, state, last_only=True)
                 if self.allowed is not None:
                     logits = np.where(self.allowed, logits, -np.inf).astype(np.float32)
+                if self.guard is not None:
+                    logits = self.guard.mask(logits)
                 self.result = (logits, state, None)
             return self.result
-        return self.model.step(ids, state)
+        logits, state, attention = self.model.step(ids, state)
+        if self.guard is not None:
+            self.guard.update(int(ids[0]))
+            logits = self.guard.mask(logits)
+        return logits, state, attention
 
 
 class LanguageModelRunner:
@@ -207,6 +261,8 @@ class LanguageModelRunner:
         self.languages = tuple(languages)
         self.keras_model = keras_model
         self._table = _piece_bytes(tokenizer)
+        self._byte_ids = [tokenizer.id_to_piece(i).startswith("<0x") and not tokenizer.is_special(i)
+                          for i in range(tokenizer.vocab_size)]
 
     @classmethod
     def from_package(cls, package) -> "LanguageModelRunner":
@@ -277,6 +333,11 @@ class LanguageModelRunner:
                 self.tokenizer.decode([last])
         return ids, allowed, repeat, len(ids) == 1
 
+    def prompt_step(self, ids: Sequence[int], allowed: np.ndarray | None = None) -> _PromptStep:
+        """The step function of one generation: the prompt in one pass, then one step per
+        piece, every new piece kept to well-formed UTF-8."""
+        return _PromptStep(self.model, ids, allowed, Utf8Guard(self._table, self._byte_ids))
+
     def stream(self, prompt: str, options: GenerateOptions = GenerateOptions(),
                cancel: CancelFlag | None = None) -> Iterator[GeneratedPiece]:
         """See :meth:`Generator.stream`."""
@@ -286,7 +347,7 @@ class LanguageModelRunner:
         skip_space = normalize(prompt).endswith(" ") and not at_start
         stops = tuple(s for s in options.stop if s)
         tokens = self.sampler(options).sample(
-            _PromptStep(self.model, ids, allowed), ids, self.model.initial_state(1), options.max_new_tokens,
+            self.prompt_step(ids, allowed), ids, self.model.initial_state(1), options.max_new_tokens,
             eos_id=EOS_ID, rng=options.seed, should_stop=cancel.is_set if cancel is not None else None)
         pending, token_ids, probabilities = "", [], []
         reason = "length"
@@ -316,7 +377,7 @@ class LanguageModelRunner:
             if ready > 0:
                 yield GeneratedPiece(pending[:ready], tuple(token_ids), tuple(probabilities))
                 pending, token_ids, probabilities = pending[ready:], [], []
-        pending += detokenizer.flush()
+        pending += detokenizer.flush(drop_partial=True)  # a character cut off by the length limit
         hit = min((i for i in (pending.find(s) for s in stops) if i >= 0), default=-1)
         if hit >= 0:
             pending, reason = pending[:hit], "stop"

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nlpcore.generation import Detokenizer, _piece_bytes, Generator, LanguageModelRunner, encode_exact, options_from_args
+from nlpcore.generation import Detokenizer, Utf8Guard, _piece_bytes, Generator, LanguageModelRunner, encode_exact, options_from_args
 from nlpcore.services import CancelFlag, GenerateOptions, GeneratedPiece
 from nlpcore.tokenizer import BOS_ID, EOS_ID
 
@@ -100,6 +100,22 @@ def test_a_joiner_waits_for_the_character_it_joins(tiny_tokenizer):
     runner = byte_script(tiny_tokenizer, "👩\u200d👧")
     pieces, _ = collect(runner.stream("", GenerateOptions(max_new_tokens=50, **GREEDY)))
     assert [p.text for p in pieces] == ["👩", "\u200d👧"]
+
+
+def test_byte_pieces_that_would_break_utf8_are_never_drawn(tiny_tokenizer):
+    byte = lambda value: tiny_tokenizer.piece_to_id(f"<0x{value:02X}>")  # noqa: E731
+    # The model wants: a stray continuation byte, a lead byte followed by "a", then a lone lead byte.
+    script = [byte(0x80), byte(0xEA), tiny_tokenizer.piece_to_id("a"), byte(0xB0), byte(0x80), byte(0xEB)]
+    runner = LanguageModelRunner(ScriptedModel(script, tiny_tokenizer.vocab_size), tiny_tokenizer)
+    pieces, reason = collect(runner.stream("", GenerateOptions(max_new_tokens=6, **GREEDY)))
+    assert reason == "length"
+    assert_whole(pieces)
+    text = "".join(p.text for p in pieces)
+    text.encode("utf-8")
+    ids = [i for p in pieces for i in p.token_ids]
+    assert ids[0] != byte(0x80)  # no character starts with a continuation byte
+    assert 0x80 <= int(tiny_tokenizer.id_to_piece(ids[2])[3:5], 16) <= 0xBF  # after 0xEA: continuation only
+    assert "\ufffd" not in text  # the lead byte cut off by the length limit is dropped, not shown as U+FFFD
 
 
 def test_detokenizer_matches_sentencepiece_decoding(tiny_tokenizer):
@@ -247,7 +263,7 @@ def test_same_seed_same_text(random_package):
     others = {service.generate("I love", "generate-test", GenerateOptions(max_new_tokens=40, seed=s, temperature=1.0))
               for s in range(4)}
     assert len(others) > 1
-    assert_whole(first, valid=False)
+    assert_whole(first)  # even a random model writes no broken character
 
 
 @pytest.mark.parametrize("sampler", ["greedy", "temperature", "top_k", "top_p"])
@@ -255,26 +271,30 @@ def test_every_sampler_streams(random_package, sampler):
     service = Generator.load([str(random_package.path)])
     options = GenerateOptions(max_new_tokens=15, sampler=sampler, top_k=5, seed=1, repetition_penalty=1.3)
     pieces, reason = collect(service.stream("오늘 날씨가", "auto", options))
-    assert_whole(pieces, valid=False)
+    assert_whole(pieces)
     assert sum(len(p.token_ids) for p in pieces) <= 15 and reason in ("length", "eos")
     if sampler == "greedy":
         assert service.generate("오늘 날씨가", "auto", options) == "".join(p.text for p in pieces)
 
 
 def test_generator_matches_the_keras_model(random_package):
-    """The NumPy path samples from the Keras model's distribution (greedy: its argmax)."""
+    """The NumPy path samples from the Keras model's distribution (greedy: its argmax among
+    the pieces that keep the text well-formed)."""
     service = Generator.load([str(random_package.path)])
     runner = service.runner("generate-test")
     ids, allowed, _, _ = runner.prepare_prompt("I love you")
     pieces, _ = collect(service.stream("I love you", "generate-test", GenerateOptions(max_new_tokens=8, **GREEDY)))
     generated = [i for p in pieces for i in p.token_ids]
     sequence = list(ids)
+    guard = Utf8Guard(runner._table, runner._byte_ids)
     for position, token in enumerate(generated):
         logits = np.array(runner.keras_model(np.asarray([sequence], np.int32)))[0, -1]
         if position == 0:
             logits = np.where(allowed, logits, -np.inf)
+        logits = np.array(guard.mask(logits[None]))[0]
         logits[[0, BOS_ID]] = -np.inf
         assert token == int(np.argmax(logits))
+        guard.update(token)
         sequence.append(token)
 
 
@@ -346,3 +366,33 @@ def test_cli_score_prints_the_contract(random_package, tmp_path, capsys):
     assert cli_score(argparse.Namespace(model=str(random_package.path), file=str(bad), json=True)) == 1
     assert "UTF-8" in capsys.readouterr().err
     assert cli_score(argparse.Namespace(model=str(random_package.path), file=str(tmp_path / "none"), json=True)) == 1
+
+
+# ------------------------------------------------------------------ the shipped models
+SHIPPED = {
+    "generate-en": ("ROMEO:", "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;\n"),
+    "generate-ko": ("그는 조용히", "비가 내리던 밤, 그는 조용히 문을 열고 마당으로 나갔다.\n어머니는 아무 말도 하지 않았다.\n"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_model_writes_and_scores_its_language(name):
+    from nlpcore.packages import PackageError, find_package, read_card
+
+    try:
+        card = read_card(find_package(name))
+    except PackageError:
+        pytest.skip(f"{name} is not installed")
+    (split, metrics), = card.metrics.items()
+    assert split.startswith("validation") and 0 < metrics["nats_per_char"] < 5
+    assert card.extra["samples"] and all(s["continuation"] for s in card.extra["samples"])
+    service = Generator.load([name])
+    prompt, text = SHIPPED[name]
+    options = GenerateOptions(max_new_tokens=60, sampler="top_p", top_p=0.9, temperature=0.8, seed=1)
+    pieces, reason = collect(service.stream(prompt, name, options))
+    assert_whole(pieces)
+    assert reason in ("length", "eos") and len("".join(p.text for p in pieces)) > 20
+    assert [p.text for p in pieces] == [p.text for p in collect(service.stream(prompt, name, options))[0]]
+    scored = service.score(text, name)
+    assert scored["chars"] == len(text) and scored["nats_per_char"] < 2 * metrics["nats_per_char"]
