@@ -122,13 +122,15 @@ def bench_generate(new_tokens: int = 300, runs: int = 5, naive_tokens: int = 40)
     import keras
     import numpy as np
 
-    from .generation import Generator, _PromptStep
+    from .generation import Generator
     from .models.language_model import build_step_model
     from .services import GenerateOptions
 
     service = Generator.load()
     record: dict[str, object] = {"what": "generate", "models": service.models, "machine": machine(),
-                                 "keras_backend": keras.backend.backend(), "new_tokens": new_tokens}
+                                 "keras_backend": keras.backend.backend(), "new_tokens": new_tokens,
+                                 # Other jobs sharing the CPU slow single-row NumPy steps down a lot.
+                                 "load_average_before": round(os.getloadavg()[0], 2)}
     for name in service.models:
         runner = service.runner(name)
         config = runner.model.config
@@ -152,7 +154,7 @@ def bench_generate(new_tokens: int = 300, runs: int = 5, naive_tokens: int = 40)
         ids, allowed, _, _ = runner.prepare_prompt(prompt)
 
         def prompt_and_first_token() -> None:
-            step = _PromptStep(runner.model, ids, allowed)
+            step = runner.prompt_step(ids, allowed)
             tokens = runner.sampler(GenerateOptions(seed=1)).sample(step, ids, runner.model.initial_state(1), 1)
             next(tokens, None)
 
@@ -188,6 +190,7 @@ def bench_generate(new_tokens: int = 300, runs: int = 5, naive_tokens: int = 40)
         result["speedup_vs_naive_step_predict"] = round(
             result["naive_step_predict_ms_per_token"]["p50_ms"] / fast_ms, 1)
         record[name] = result
+    record["load_average_after"] = round(os.getloadavg()[0], 2)
     return record
 
 
