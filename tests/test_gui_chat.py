@@ -156,6 +156,20 @@ def test_stop_sets_the_cancel_flag_and_keeps_the_partial_text(qtbot):
     win.store.close()
 
 
+def test_closing_the_window_mid_reply_ignores_the_workers_last_signals(qtbot):
+    generator = FakeGenerator(piece_delay=0.01)
+    backends = dataclasses.replace(fake_backends(), generate=lambda: generator)
+    win = open_window(qtbot, backends)
+    tab = win.generate_tab
+    tab.max_tokens_box.setValue(2000)
+    pending = tab.send("ROMEO:")
+    qtbot.waitUntil(lambda: len(pending.items) >= 3, timeout=5000)
+    win.close()  # cancels the generation and waits for the model thread
+    win.store.close()
+    assert pending.worker.abort_requested and pending.worker.is_done
+    qtbot.wait(200)  # the queued returned/finished signals are delivered now; touching the store would raise
+
+
 def test_a_newer_request_supersedes_the_older_one(qtbot):
     service = FakeSentiment(delay=0.3)
     backends = dataclasses.replace(fake_backends(), sentiment=lambda: service)

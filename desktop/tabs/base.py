@@ -152,6 +152,7 @@ class ChatTab(QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(splitter)
 
+        self._detached = False
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(40)
         self._flush_timer.timeout.connect(self._flush_streams)
@@ -229,7 +230,8 @@ class ChatTab(QWidget):
         self.input.setPlaceholderText(tr(f"{self.task}.placeholder") if ready else tr("tab.wait_placeholder"))
 
     def detach(self) -> None:
-        """Stop following application-wide signals (the window is closing)."""
+        """Stop following application-wide signals and workers' replies (the window is closing)."""
+        self._detached = True
         i18n().languageChanged.disconnect(self._language_changed)
         self.host.stateChanged.disconnect(self._state_changed)
         self._flush_timer.stop()
@@ -410,10 +412,12 @@ class ChatTab(QWidget):
             made.append(pending)
             self.pending.append(pending)
             signals = worker.signals
-            signals.yielded.connect(lambda item: self._yielded(pending, item))
-            signals.returned.connect(lambda result: self._returned(pending, result))
-            signals.errored.connect(lambda exc: self._errored(pending, exc))
-            signals.finished.connect(lambda: self._finished(pending))
+            # A worker's last signals can arrive after the window closed and the
+            # history store with it: a detached tab ignores them.
+            signals.yielded.connect(lambda item: self._detached or self._yielded(pending, item))
+            signals.returned.connect(lambda result: self._detached or self._returned(pending, result))
+            signals.errored.connect(lambda exc: self._detached or self._errored(pending, exc))
+            signals.finished.connect(lambda: self._detached or self._finished(pending))
 
         self.host.run(self.task, job, key=self.task, setup=setup)
         pending = made[0]
