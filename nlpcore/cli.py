@@ -83,7 +83,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- sentiment
-def _read_stdin_lines() -> Iterator[tuple[str | None, str | None]]:
+def read_stdin_lines() -> Iterator[tuple[str | None, str | None]]:
     """(text, error) per stdin line; a line that is not UTF-8 gives an error, not a crash."""
     for raw in sys.stdin.buffer:
         raw = raw.rstrip(b"\r\n")
@@ -93,7 +93,8 @@ def _read_stdin_lines() -> Iterator[tuple[str | None, str | None]]:
             yield None, "line is not valid UTF-8"
 
 
-def _chunks(items, size: int):
+def chunks(items, size: int):
+    """Lists of up to ``size`` consecutive items."""
     chunk = []
     for item in items:
         chunk.append(item)
@@ -130,8 +131,8 @@ def _cmd_sentiment(args: argparse.Namespace) -> int:
     if args.texts:
         source = ((t, None) for t in args.texts)
     else:
-        source = _read_stdin_lines()
-    for chunk in _chunks(source, 2048):
+        source = read_stdin_lines()
+    for chunk in chunks(source, 2048):
         texts = [t if t is not None else "" for t, _ in chunk]
         try:
             results = service.predict(texts, model=args.model, explain=explain)
@@ -164,7 +165,7 @@ def _sentiment_file(service, args: argparse.Namespace) -> int:
         writer.writerow(["line", "text", "label", "score", "model", "language", "error"])
     done = 0
     try:
-        for chunk in _chunks(rows, 2048):
+        for chunk in chunks(rows, 2048):
             results = service.predict([t for _, t in chunk], model=args.model, explain=False)
             for (line, text), result in zip(chunk, results):
                 if out is not None:

@@ -28,6 +28,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from .inference import blas_threads
 from .services import CancelFlag, GeneratedPiece, GenerateOptions
 from .tokenizer import BOS_ID, EOS_ID, SPECIAL_IDS, UNK_ID, Tokenizer, normalize
 
@@ -353,7 +354,8 @@ class LanguageModelRunner:
         reason = "length"
         while True:
             try:
-                token = next(tokens)
+                with blas_threads(1):
+                    token = next(tokens)
             except StopIteration as end:
                 reason = end.value or "length"
                 break

@@ -8,6 +8,7 @@ no tensor conversion). Tests check they match the Keras outputs to 1e-5.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,17 +22,26 @@ if TYPE_CHECKING:
     from .models.classifier import ClassifierConfig
 
 
-def limit_blas_threads() -> None:
-    """Run NumPy's BLAS on one thread.
+_controller = None  # threadpoolctl's view of the loaded BLAS libraries, found once
 
-    The NumPy paths multiply small matrices (one sentence, a few beams): a
-    second BLAS thread only adds hand-off latency, and beside TensorFlow's own
-    thread pools it oversubscribes the cores (measured: p90 of a one-sentence
-    call 40 ms → 650 ms on 2 busy cores). Large batches go through Keras.
+
+def blas_threads(count: int | None = 1):
+    """A context in which NumPy's BLAS runs on ``count`` threads (``None``: unchanged).
+
+    The NumPy paths multiply small matrices (one sentence, a few beams, one
+    generated token): a second BLAS thread only adds hand-off latency, and
+    beside TensorFlow's thread pools or a training job it oversubscribes the
+    cores (measured: p90 of a one-sentence sentiment call 40 ms → 650 ms; 2,000
+    translations 16 s → 56 s). Entering costs a few microseconds.
     """
-    from threadpoolctl import threadpool_limits
+    global _controller
+    if count is None:
+        return contextlib.nullcontext()
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
 
-    threadpool_limits(1, user_api="blas")
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=count, user_api="blas")
 
 
 def masked_pool(values: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .inference import blas_threads
 from .services import Hypothesis, TranslateOptions, Translation
 from .tokenizer import BOS_ID, UNK_ID, normalize
 
@@ -68,70 +69,6 @@ def _chunks(ids: list[int], limit: int, pieces: list[str]) -> list[list[int]]:
         start = cut
     out.append(ids[start:])
     return out
-
-
-# ====================================================================== BLAS threads
-_BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                 "openblas_set_num_threads64_", "openblas_set_num_threads")
-_blas: list = []  # [(set, get)] once looked up; [None] when not available
-
-
-def _openblas():
-    """(set_num_threads, get_num_threads) of NumPy's bundled OpenBLAS, or None."""
-    if not _blas:
-        import ctypes
-        import glob
-        import os
-
-        found = None
-        base = os.path.dirname(np.__file__)
-        for pattern in (os.path.join(base, os.pardir, "numpy.libs", "*openblas*"),
-                        os.path.join(base, ".dylibs", "*openblas*")):
-            for path in glob.glob(pattern):
-                try:
-                    library = ctypes.CDLL(path)
-                except OSError:
-                    continue
-                for name in _BLAS_SETTERS:
-                    getter = name.replace("_set_", "_get_")
-                    if hasattr(library, name) and hasattr(library, getter):
-                        found = (getattr(library, name), getattr(library, getter))
-                        break
-                if found:
-                    break
-            if found:
-                break
-        _blas.append(found)
-    return _blas[0]
-
-
-class blas_threads:
-    """Run a block with NumPy's BLAS limited to ``count`` threads (best effort; a no-op
-    where NumPy's BLAS is not a bundled OpenBLAS).
-
-    Decoding multiplies small matrices thousands of times; threads that wait
-    for each other cost more than they bring there, and on a busy machine
-    (training running beside the app) far more.
-    """
-
-    def __init__(self, count: int | None):
-        self.count = count
-        self.previous = None
-
-    def __enter__(self):
-        blas = _openblas() if self.count else None
-        if blas is not None:
-            setter, getter = blas
-            self.previous = int(getter())
-            if self.previous != self.count:
-                setter(int(self.count))
-        return self
-
-    def __exit__(self, *exc):
-        blas = _openblas() if self.count else None
-        if blas is not None and self.previous is not None and self.previous != self.count:
-            blas[0](self.previous)
-        return False
 
 
 # ====================================================================== one model
@@ -440,26 +377,6 @@ class Translator:
 
 
 # ====================================================================== command line
-def _stdin_lines() -> Iterator[tuple[str, str | None]]:
-    for raw in sys.stdin.buffer:
-        raw = raw.rstrip(b"\r\n")
-        try:
-            yield raw.decode("utf-8"), None
-        except UnicodeDecodeError:
-            yield "", "line is not valid UTF-8"
-
-
-def _batched(items: Iterable, size: int) -> Iterator[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def cli_translate(args) -> int:
     """``nlpcore translate --src S --tgt T [--beam K] [--json] [TEXT ...]``.
 
@@ -480,10 +397,12 @@ def cli_translate(args) -> int:
         sys.stderr.write(f"nlpcore: {exc}\n")
         return 1
     as_json = bool(getattr(args, "json", False))
-    source = ((t, None) for t in args.texts) if getattr(args, "texts", None) else _stdin_lines()
+    from .cli import chunks, read_stdin_lines
+
+    source = ((t, None) for t in args.texts) if getattr(args, "texts", None) else read_stdin_lines()
     out = sys.stdout
-    for chunk in _batched(source, 2048):
-        translations = translator.translate_batch([t for t, _ in chunk], args.src, args.tgt, options)
+    for chunk in chunks(source, 2048):
+        translations = translator.translate_batch([t or "" for t, _ in chunk], args.src, args.tgt, options)
         for (text, error), result in zip(chunk, translations):
             if as_json:
                 record: dict[str, Any] = {"translation": result.text}

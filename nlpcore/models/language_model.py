@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import keras
 from keras import ops
 
+from .layers import TiedEmbedding as SharedTiedEmbedding
+
 
 @dataclass(frozen=True)
 class LanguageModelConfig:
@@ -75,48 +77,27 @@ class LanguageModelConfig:
 
 def _embedding_initializer(dim: int) -> keras.initializers.Initializer:
     """N(0, 1/dim): embeddings of about unit norm. Keras' default U(±0.05) leaves a
-    small LSTM language model stuck at unigram statistics for hundreds of steps."""
+    small LSTM language model stuck at unigram statistics for hundreds of steps.
+    (The tied embedding below uses the same distribution, given as a config.)"""
     return keras.initializers.RandomNormal(stddev=dim**-0.5)
 
 
 @keras.saving.register_keras_serializable(package="nlpcore", name="LanguageModelTiedEmbedding")
-class TiedEmbedding(keras.layers.Layer):
-    """An embedding that doubles as the output layer.
-
-    ``layer(ids)``: ids [..., T] → vectors [..., T, D] (a row lookup).
-    ``layer(x, reverse=True)``: x [..., D] → logits [..., V] = x E^T + bias.
-    Weights: ``embeddings`` [V, D] and ``bias`` [V].
-    """
+class TiedEmbedding(SharedTiedEmbedding):
+    """The shared tied embedding with an output bias and unit-scale initial rows,
+    under the name the language-model packages were saved with."""
 
     def __init__(self, input_dim: int, output_dim: int, **kwargs):
-        super().__init__(**kwargs)
-        self.input_dim = int(input_dim)
-        self.output_dim = int(output_dim)
-
-    def build(self, input_shape=None):
-        if self.built:
-            return
-        self.embeddings = self.add_weight(
-            shape=(self.input_dim, self.output_dim), initializer=_embedding_initializer(self.output_dim),
-            name="embeddings")
-        self.bias = self.add_weight(shape=(self.input_dim,), initializer="zeros", name="bias")
-        self.built = True
-
-    def call(self, inputs, reverse: bool = False):
-        if reverse:
-            return ops.matmul(inputs, ops.transpose(self.embeddings)) + self.bias
-        return ops.take(self.embeddings, ops.cast(inputs, "int32"), axis=0)
-
-    def compute_output_spec(self, inputs, reverse: bool = False):
-        shape = list(inputs.shape)
-        if reverse:
-            shape[-1] = self.input_dim
-        else:
-            shape.append(self.output_dim)
-        return keras.KerasTensor(tuple(shape), dtype=self.compute_dtype)
+        kwargs.pop("reverse_bias", None)
+        kwargs.pop("embeddings_initializer", None)
+        super().__init__(input_dim, output_dim, reverse_bias=True,
+                         embeddings_initializer={"class_name": "RandomNormal",
+                                                 "config": {"stddev": int(output_dim) ** -0.5}}, **kwargs)
 
     def get_config(self):
-        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim}
+        config = super().get_config()
+        del config["reverse_bias"], config["embeddings_initializer"]
+        return config
 
 
 @keras.saving.register_keras_serializable(package="nlpcore")

@@ -71,3 +71,52 @@ class MaskedPooling(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="nlpcore")
+class TiedEmbedding(keras.layers.Layer):
+    """An embedding that can also map vectors back to vocabulary logits.
+
+    ``layer(ids)``: ids [...] → embeddings [..., D] (a row lookup).
+    ``layer(x, reverse=True)``: x [..., D] → float32 logits [..., V] =
+    ``x @ embeddings.T`` (``+ bias`` with ``reverse_bias``).
+    Weights: ``embeddings`` [V, D], then ``bias`` [V] when ``reverse_bias``.
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, reverse_bias: bool = False,
+                 embeddings_initializer: str | dict = "uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        self.reverse_bias = reverse_bias
+        # Kept as a name or config and instantiated in build(), where random
+        # initializers draw their seed, so seeded runs stay reproducible.
+        self.embeddings_initializer = embeddings_initializer
+
+    def build(self, inputs_shape=None):
+        if self.built:
+            return
+        self.embeddings = self.add_weight(
+            name="embeddings", shape=(self.input_dim, self.output_dim),
+            initializer=keras.initializers.get(self.embeddings_initializer))
+        if self.reverse_bias:
+            self.bias = self.add_weight(name="bias", shape=(self.input_dim,), initializer="zeros")
+        self.built = True
+
+    def call(self, inputs, reverse: bool = False):
+        if not reverse:
+            return ops.take(self.embeddings, ops.cast(inputs, "int32"), axis=0)
+        logits = ops.matmul(inputs, ops.transpose(self.embeddings))
+        if self.reverse_bias:
+            logits = logits + self.bias
+        return ops.cast(logits, "float32")
+
+    def compute_output_spec(self, inputs, reverse: bool = False):
+        if reverse:
+            return keras.KerasTensor((*inputs.shape[:-1], self.input_dim), dtype="float32")
+        return keras.KerasTensor((*inputs.shape, self.output_dim), dtype=self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "reverse_bias": self.reverse_bias,
+                "embeddings_initializer": self.embeddings_initializer}

@@ -35,7 +35,7 @@ import keras
 from keras import ops
 
 from .attention import ATTENTION_TYPES, make_attention
-from .layers import NotEqual
+from .layers import NotEqual, TiedEmbedding
 
 ACTIVATIONS = ("tanh", "relu", "linear")
 
@@ -101,46 +101,6 @@ class Seq2SeqConfig:
 
 
 # ====================================================================== layers
-@keras.saving.register_keras_serializable(package="nlpcore")
-class TiedEmbedding(keras.layers.Layer):
-    """An embedding that can also map vectors back to vocabulary logits.
-
-    ``layer(ids)`` → [..., D] embeddings; ``layer(x, reverse=True)`` →
-    ``x @ embeddings.T (+ bias)`` [..., V] float32 logits.
-    """
-
-    def __init__(self, input_dim: int, output_dim: int, reverse_bias: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.input_dim = input_dim
-        self.output_dim = output_dim
-        self.reverse_bias = reverse_bias
-
-    def build(self, inputs_shape=None):
-        self.embeddings = self.add_weight(
-            name="embeddings", shape=(self.input_dim, self.output_dim),
-            initializer=keras.initializers.RandomUniform(-0.05, 0.05),
-        )
-        if self.reverse_bias:
-            self.bias = self.add_weight(name="bias", shape=(self.input_dim,), initializer="zeros")
-
-    def call(self, inputs, reverse: bool = False):
-        if not reverse:
-            return ops.take(self.embeddings, ops.cast(inputs, "int32"), axis=0)
-        logits = ops.matmul(inputs, ops.transpose(self.embeddings))
-        if self.reverse_bias:
-            logits = logits + self.bias
-        return ops.cast(logits, "float32")
-
-    def compute_output_spec(self, inputs, reverse: bool = False):
-        if reverse:
-            return keras.KerasTensor((*inputs.shape[:-1], self.input_dim), dtype="float32")
-        return keras.KerasTensor((*inputs.shape, self.output_dim), dtype=self.compute_dtype)
-
-    def get_config(self):
-        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
-                "reverse_bias": self.reverse_bias}
-
-
 @keras.saving.register_keras_serializable(package="nlpcore")
 class AttentionDecoder(keras.layers.Layer):
     """An LSTM stack with attention over a memory; one call runs T steps.
