@@ -209,8 +209,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     try:
         card = read_card(find_package(args.model))
+        if card.task == "translation":
+            return _eval_translation(args)
         if card.task != "sentiment":
-            return fail(f"evaluating {card.task} models is not available in this version yet", EXIT_UNAVAILABLE)
+            return fail(f"evaluating {card.task} models is not available: score a text file with "
+                        f"'nlpcore score --model {args.model} FILE'", EXIT_UNAVAILABLE)
         service = Sentiment.load([args.model])
         if args.input:
             texts, labels = _labelled_file(args.input, args.text_column, args.label_column)
@@ -236,14 +239,66 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _eval_translation(args: argparse.Namespace) -> int:
+    """BLEU and chrF of a translation package on a parallel file or its validation split."""
+    from .data import CorpusError, numbered_rows
+    from .packages import PackageError, find_package, load_package
+    from .services import TranslateOptions
+    from .train.translation import TranslationTrainConfig, load_pairs
+    from .translation import TranslationModel
+
+    try:
+        package = load_package(find_package(args.model))
+        config = package.config(TranslationTrainConfig)
+        if args.input:
+            columns = (args.source_column or config.source, args.target_column or config.target)
+            delimiter = "," if args.input.lower().removesuffix(".gz").endswith(".csv") else "\t"
+            rows = [row for _, row in numbered_rows(args.input, columns, delimiter)]
+            sources, references = [r[columns[0]] for r in rows], [r[columns[1]] for r in rows]
+            split = args.input
+        else:
+            _, pairs, _ = load_pairs(config)
+            sources, references = [p.source for p in pairs], [p.target for p in pairs]
+            split = (f"validation split of {config.corpus} ({config.validation_fraction:.0%} hash split "
+                     f"on the source sentence)")
+        model = TranslationModel.from_package(package)
+        scores, _ = model.evaluate(sources, references, TranslateOptions(beam_size=args.beam))
+    except (PackageError, CorpusError, ValueError) as exc:
+        return fail(str(exc))
+    record = {"model": args.model, "split": split, **scores}
+    emit(record, args.json, json.dumps(record, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- bench
+def _bench_translate(directions: Sequence[str] | None = None) -> dict[str, Any]:
+    """Every installed translation direction (or ``directions``), one record."""
+    from .packages import PackageError, iter_packages
+    from .translation import benchmark
+
+    installed = sorted(card.name.removeprefix("translate-") for _, card in iter_packages()
+                       if not isinstance(card, PackageError) and card.task == "translation")
+    chosen = list(directions or installed)
+    missing = [d for d in chosen if d not in installed]
+    if missing or not chosen:
+        raise PackageError("no translation model installed for " + (", ".join(missing) or "any direction"))
+    record: dict[str, Any] = {"what": "translate", "directions": {}}
+    for direction in chosen:
+        src, tgt = direction.split("-")
+        result = benchmark(src, tgt)
+        record.setdefault("machine", result.pop("machine"))
+        record.setdefault("keras_backend", result.pop("keras_backend"))
+        result.pop("what", None)
+        record["directions"][direction] = result
+    return record
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
     from .packages import PackageError
 
-    runners = {"sentiment": bench.bench_sentiment}
-    if args.what not in runners:
-        return fail(f"the '{args.what}' benchmark is not available in this version yet", EXIT_UNAVAILABLE)
+    runners = {"sentiment": bench.bench_sentiment, "generate": bench.bench_generate,
+               "translate": lambda: _bench_translate(args.direction)}
     try:
         record = runners[args.what]()
     except PackageError as exc:
@@ -311,11 +366,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="package folder to write (default: from the config)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
 
-    p = command("eval", "evaluate a model package on a labelled file or its validation split", _cmd_eval)
+    p = command("eval", "evaluate a sentiment or translation package on a labelled/parallel file or its "
+                        "validation split", _cmd_eval)
     p.add_argument("--model", required=True, help="package name or folder")
     p.add_argument("--input", help="labelled TSV/CSV file with a header (default: the package's validation split)")
     p.add_argument("--text-column", default="text", help="text column of --input (default: text)")
     p.add_argument("--label-column", default="label", help="label column of --input: 0/1 or negative/positive")
+    p.add_argument("--source-column", help="translation: source column of --input (default: the source language code)")
+    p.add_argument("--target-column", help="translation: reference column of --input (default: the target language code)")
+    p.add_argument("--beam", type=int, default=5, help="translation: beam size (default 5)")
 
     p = command("sentiment", "classify texts as positive or negative", _cmd_sentiment)
     p.add_argument("--model", default="auto", help="sentiment-ko, sentiment-en or auto (by script; default)")
@@ -354,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("bench", "run a speed benchmark against the naive Keras path", _cmd_bench)
     p.add_argument("what", choices=["sentiment", "translate", "generate"], help="which service")
+    p.add_argument("--direction", action="append",
+                   help="translate: a direction such as en-fr (repeatable; default: every installed one)")
     return parser
 
 

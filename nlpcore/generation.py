@@ -477,7 +477,7 @@ def options_from_args(args) -> GenerateOptions:
 
     Without ``--sampler``: temperature 0 → greedy, ``--top-k`` > 0 → top-k,
     ``--top-p`` < 1 → nucleus, otherwise plain temperature sampling.
-    ``--repetition-penalty`` defaults to 1 (off) on the command line.
+    A missing ``--repetition-penalty`` takes the service's default (as the app does).
     """
     temperature = float(getattr(args, "temperature", 0.8))
     top_k = int(getattr(args, "top_k", 0) or 0)
@@ -500,7 +500,7 @@ def options_from_args(args) -> GenerateOptions:
         temperature=temperature if temperature > 0 else 1.0,
         top_k=top_k,
         top_p=top_p,
-        repetition_penalty=1.0 if penalty is None else float(penalty),
+        repetition_penalty=GenerateOptions.repetition_penalty if penalty is None else float(penalty),
         seed=getattr(args, "seed", None),
         stop=tuple(stop) if not isinstance(stop, str) else (stop,),
     )

@@ -206,6 +206,22 @@ class TranslationModel:
             results.append(mine)
         return results
 
+    def evaluate(self, sources: Sequence[str], references: Sequence[str],
+                 options: TranslateOptions = TranslateOptions()) -> tuple[dict[str, Any], list[str]]:
+        """Translate ``sources`` (best hypothesis, over-long ones chunked and rejoined)
+        and score them against ``references`` with sacrebleu: ({bleu, chrf,
+        sentences, beam_size, length_penalty, decode_seconds}, translations)."""
+        from .evaluate import bleu_chrf
+
+        started = time.perf_counter()
+        results = self.translate_sentences(list(sources), options)
+        seconds = time.perf_counter() - started
+        hypotheses = [" ".join(c.hypotheses[0].text for c in chunks if c.hypotheses) for chunks in results]
+        scores = bleu_chrf(hypotheses, list(references))
+        return ({**{k: round(v, 2) if isinstance(v, float) else v for k, v in scores.items()},
+                 "beam_size": options.beam_size, "length_penalty": options.length_penalty,
+                 "decode_seconds": round(seconds, 1)}, hypotheses)
+
 
 # ====================================================================== the naive path
 class KerasStepDecoder:

@@ -166,6 +166,39 @@ def test_resume_reuses_a_finished_run(trained, tmp_path):
     assert again.card.extra["attention_comparison"][config.model.attention]["epochs"] == first["epochs"]
 
 
+def test_time_budget_stops_training_at_a_batch_boundary(trained, tmp_path):
+    import dataclasses
+
+    from nlpcore.train.translation import train
+
+    package, config = trained
+    quick = dataclasses.replace(config, compare_attention=False, time_budget_minutes=0.001, epochs=12,
+                                run_dir=str(tmp_path / "run"))
+    package = train(quick, output=str(tmp_path / "package"), verbose=0)
+    assert package.card.extra["epochs_run"] == 1  # stopped inside the first epoch, which was still validated
+    history = (tmp_path / "run" / config.model.attention / "history.csv").read_text().splitlines()
+    assert len(history) == 2 and "val_loss" in history[0]
+
+
+def test_time_budget_anneals_the_learning_rate_to_its_floor():
+    import keras
+    import numpy as np
+
+    from nlpcore.train.common import TimeBudget
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    budget = TimeBudget(minutes=1.0 / 60, learning_rate=0.1, min_learning_rate=0.001)
+    rates = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: rates.append(float(model.optimizer.learning_rate.numpy())))
+    x = np.random.default_rng(0).normal(size=(256, 4)).astype("float32")
+    history = model.fit(x, x[:, :1], batch_size=8, epochs=10_000, verbose=0, callbacks=[budget, record])
+    assert budget.stopped_early and len(history.history["loss"]) < 10_000
+    assert rates[0] == pytest.approx(0.1, rel=0.05)
+    assert rates[-1] < 0.01 and all(a >= b for a, b in zip(rates, rates[1:]))
+
+
 # ------------------------------------------------------------ the service
 def test_translator_finds_installed_packages(translator):
     assert translator.directions == [("en", "fr")]
@@ -271,6 +304,38 @@ def test_cli_writes_one_line_per_input_line(installed):
     assert missing.returncode == 1 and b"fr\xe2\x86\x92en" in missing.stderr
 
 
+def test_eval_scores_a_package_on_its_validation_split_and_on_a_file(installed, trained, tmp_path, capsys):
+    from nlpcore.cli import main
+
+    package, config = trained
+    assert main(["eval", "--model", "translate-en-fr", "--beam", "3", "--json"]) == 0
+    split = json.loads(capsys.readouterr().out)
+    assert split["bleu"] == package.card.metrics[next(iter(package.card.metrics))]["bleu"]  # as when trained
+
+    pairs = number_pairs(40, seed=7)
+    right = tmp_path / "right.tsv"
+    right.write_text("english\tfrench\n" + "".join(f"{en}\t{fr}\n" for en, fr in pairs), encoding="utf-8")
+    wrong = tmp_path / "wrong.tsv"
+    wrong.write_text("english\tfrench\n" + "".join(f"{en}\t{fr}\n" for (en, _), (_, fr) in
+                                                    zip(pairs, pairs[1:] + pairs[:1])), encoding="utf-8")
+    scores = []
+    for path in (right, wrong):
+        assert main(["eval", "--model", "translate-en-fr", "--input", str(path), "--source-column", "english",
+                     "--target-column", "french", "--json"]) == 0
+        scores.append(json.loads(capsys.readouterr().out))
+    assert scores[0]["sentences"] == 40 and scores[0]["bleu"] > scores[1]["bleu"] + 20
+
+    assert main(["eval", "--model", "translate-en-fr", "--input", str(right)]) == 1  # no en/fr columns
+    assert "'en'" in capsys.readouterr().err
+
+
+def test_bench_translate_names_a_missing_direction(installed, capsys):
+    from nlpcore.cli import main
+
+    assert main(["bench", "translate", "--direction", "ko-en"]) == 1
+    assert "ko-en" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------ fast path vs naive path
 def test_numpy_search_equals_keras_predict_search(translator):
     """Beam search over the NumPy step and over per-step ``predict`` finds the same hypotheses."""
@@ -314,17 +379,19 @@ def test_service_module_imports_no_framework():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+@pytest.mark.parametrize("variant", ["", "-cpu"])
 @pytest.mark.parametrize("direction", ["en-fr", "fr-en", "ko-en", "en-ko"])
-def test_shipped_configs_load(direction):
+def test_shipped_configs_load(direction, variant):
     from pathlib import Path
 
     from nlpcore.config import load_config
     from nlpcore.train.translation import TranslationTrainConfig
 
-    path = Path(__file__).resolve().parent.parent / "configs" / f"translate-{direction}.yaml"
+    path = Path(__file__).resolve().parent.parent / "configs" / f"translate-{direction}{variant}.yaml"
     config = load_config(TranslationTrainConfig, path)
     assert (config.source, config.target) == tuple(direction.split("-"))
     assert config.name == f"translate-{direction}" and config.output.startswith(config.run_dir)
+    assert (config.time_budget_minutes > 0) == (variant == "-cpu")
     if config.target == "ko":
         assert config.target_tokenizer.character_coverage == 0.9995
     if config.source == "ko":

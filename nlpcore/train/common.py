@@ -105,6 +105,44 @@ def standard_callbacks(run_dir: Path, patience: int, monitor: str = "val_loss") 
     ]
 
 
+class TimeBudget(keras.callbacks.Callback):
+    """Stop training once ``minutes`` of wall-clock time are spent (at a batch
+    boundary; that epoch is still validated), and anneal the learning rate on a
+    cosine from ``learning_rate`` to ``min_learning_rate`` over the budget, so a
+    run sized by time rather than epochs still ends on a small rate.
+
+    The clock starts when training does; a resumed run gets a fresh budget.
+    """
+
+    def __init__(self, minutes: float, learning_rate: float, min_learning_rate: float = 0.0):
+        super().__init__()
+        self.seconds = float(minutes) * 60.0
+        self.learning_rate = float(learning_rate)
+        self.min_learning_rate = float(min_learning_rate)
+        self.started: float | None = None
+        self.stopped_early = False
+
+    def fraction(self) -> float:
+        import time
+
+        return 0.0 if self.started is None else min(1.0, (time.monotonic() - self.started) / self.seconds)
+
+    def on_train_begin(self, logs=None):
+        import time
+
+        self.started = time.monotonic()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        cosine = 0.5 * (1.0 + math.cos(math.pi * self.fraction()))
+        self.model.optimizer.learning_rate.assign(
+            self.min_learning_rate + (self.learning_rate - self.min_learning_rate) * cosine)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.fraction() >= 1.0:
+            self.stopped_early = True
+            self.model.stop_training = True
+
+
 def prepare_run_dir(run_dir: str | os.PathLike, resume: bool) -> Path:
     """The run folder; without ``resume`` an earlier run's backup is discarded."""
     import shutil

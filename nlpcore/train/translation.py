@@ -69,6 +69,11 @@ class TranslationTrainConfig:
         ``lr_decay`` whenever the validation loss does not improve.
     clip_global_norm: gradient clipping by global norm; label_smoothing: ε.
     patience: epochs without validation-loss improvement before stopping.
+    time_budget_minutes: when > 0, each model trains for at most this long
+        (stopping at a batch boundary; that epoch is still validated), its
+        learning rate annealed on a cosine over the budget instead of decayed
+        on plateaus. Sizes a run to the machine: the same config fits an
+        afternoon on a laptop or a few minutes on a GPU.
     beam_size, length_penalty: how the validation split is translated for BLEU.
     compare_attention: also train the other attention type and ship the better
         (Luong vs Bahdanau, both scored on the validation split, in the card).
@@ -100,6 +105,7 @@ class TranslationTrainConfig:
     clip_global_norm: float = 5.0
     label_smoothing: float = 0.1
     patience: int = 3
+    time_budget_minutes: float = 0.0
     seed: int = 42
     beam_size: int = 5
     length_penalty: float = 0.6
@@ -181,7 +187,7 @@ def fit_model(config: TranslationTrainConfig, model_config: Seq2SeqConfig, train
     import keras
 
     from ..models.seq2seq import build_seq2seq, compile_seq2seq
-    from .common import prepare_run_dir, standard_callbacks
+    from .common import TimeBudget, prepare_run_dir, standard_callbacks
 
     run_dir = prepare_run_dir(run_dir, resume)
     done = run_dir / "final.weights.h5"
@@ -195,8 +201,12 @@ def fit_model(config: TranslationTrainConfig, model_config: Seq2SeqConfig, train
     compile_seq2seq(model, config.learning_rate, config.clip_global_norm, config.label_smoothing)
     started = time.time()
     callbacks = standard_callbacks(run_dir, config.patience, monitor="val_loss")
-    callbacks.append(keras.callbacks.ReduceLROnPlateau(
-        monitor="val_loss", factor=config.lr_decay, patience=0, min_lr=config.min_learning_rate, verbose=verbose))
+    if config.time_budget_minutes > 0:
+        callbacks.append(TimeBudget(config.time_budget_minutes, config.learning_rate, config.min_learning_rate))
+    else:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=config.lr_decay, patience=0, min_lr=config.min_learning_rate,
+            verbose=verbose))
     history = model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks,
                         verbose=verbose)
     seconds = time.time() - started
@@ -223,23 +233,15 @@ def _csv_history(path: Path) -> dict[str, list[float]]:
 def evaluate_model(model, model_config: Seq2SeqConfig, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer,
                    pairs, config: TranslationTrainConfig, samples: int = 20) -> dict:
     """Beam-search the validation pairs; BLEU, chrF, speed and sample translations."""
-    from ..evaluate import bleu_chrf
     from ..services import TranslateOptions
     from ..translation import TranslationModel
 
     runner = TranslationModel(model, model_config, source_tokenizer, target_tokenizer, config.name,
                               config.source, config.target)
     options = TranslateOptions(beam_size=config.beam_size, length_penalty=config.length_penalty)
-    started = time.perf_counter()
-    results = runner.translate_sentences([p.source for p in pairs], options)
-    seconds = time.perf_counter() - started
-    hypotheses = [" ".join(c.hypotheses[0].text for c in chunks if c.hypotheses) for chunks in results]
-    scores = bleu_chrf(hypotheses, [p.target for p in pairs])
+    scores, hypotheses = runner.evaluate([p.source for p in pairs], [p.target for p in pairs], options)
     return {
-        **{k: round(v, 2) if isinstance(v, float) else v for k, v in scores.items()},
-        "beam_size": config.beam_size,
-        "length_penalty": config.length_penalty,
-        "decode_seconds": round(seconds, 1),
+        **scores,
         "samples": [{"source": p.source, "reference": p.target, "translation": h}
                     for p, h in list(zip(pairs, hypotheses))[:samples]],
     }
