@@ -343,7 +343,12 @@ def test_options_from_cli_flags():
     assert options_from_args(generate_args(top_k=20)).sampler == "top_k"
     assert options_from_args(generate_args(top_p=0.9)).sampler == "top_p"
     plain = options_from_args(generate_args())
-    assert (plain.sampler, plain.repetition_penalty, plain.max_new_tokens, plain.seed) == ("temperature", 1.0, 12, 1)
+    default = GenerateOptions().repetition_penalty
+    assert (plain.sampler, plain.repetition_penalty, plain.max_new_tokens, plain.seed) == ("temperature", default, 12, 1)
+    from nlpcore.cli import build_parser
+
+    parsed = build_parser().parse_args(["generate", "--prompt", "x"])
+    assert options_from_args(parsed).repetition_penalty == default  # the command line agrees with the service
     chosen = options_from_args(generate_args(sampler="top_p", repetition_penalty=1.2, stop=["\n\n"]))
     assert (chosen.sampler, chosen.repetition_penalty, chosen.stop) == ("top_p", 1.2, ("\n\n",))
 
