@@ -92,6 +92,26 @@ def test_training_learns_and_writes_a_complete_package(trained):
     assert evaluation["runs"][card.extra["attention"]]["evaluation"]["samples"]
 
 
+def test_package_stores_float16_weights_and_its_scores_are_theirs(trained):
+    import h5py
+    import zipfile
+
+    package, config = trained
+    assert config.weights_dtype == "float16" and package.card.extra["weights_dtype"] == "float16"
+    with zipfile.ZipFile(package.path / "model.keras") as archive, \
+            h5py.File(archive.open("model.weights.h5"), "r") as weights:
+        dtypes = set()
+        weights.visititems(lambda name, obj: dtypes.add(obj.dtype) if isinstance(obj, h5py.Dataset) else None)
+    assert dtypes == {np.dtype("float16")}
+
+
+def test_unknown_weights_dtype_is_refused_before_training():
+    from nlpcore.train.translation import TranslationTrainConfig
+
+    with pytest.raises(ValueError, match="weights_dtype"):
+        TranslationTrainConfig(weights_dtype="int8")
+
+
 def test_attention_walks_along_the_source(trained):
     """Word i of the output is word i of the input: the attention peak must move with it
     (a stuck or uniform attention is the known failure mode of a weak seq2seq)."""

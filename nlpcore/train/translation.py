@@ -75,6 +75,8 @@ class TranslationTrainConfig:
         on plateaus. Sizes a run to the machine: the same config fits an
         afternoon on a laptop or a few minutes on a GPU.
     beam_size, length_penalty: how the validation split is translated for BLEU.
+    weights_dtype: how the package stores weights (``float16`` halves it); the
+        validation scores are measured with the weights rounded to it.
     compare_attention: also train the other attention type and ship the better
         (Luong vs Bahdanau, both scored on the validation split, in the card).
     compare_pairs / compare_epochs: when set (> 0 and below the full budget),
@@ -109,11 +111,16 @@ class TranslationTrainConfig:
     seed: int = 42
     beam_size: int = 5
     length_penalty: float = 0.6
+    weights_dtype: str = "float16"
     compare_attention: bool = False
     compare_pairs: int = 0
     compare_epochs: int = 0
     output: str = "runs/translate-en-fr/package"
     run_dir: str = "runs/translate-en-fr"
+
+    def __post_init__(self):
+        if self.weights_dtype not in ("float32", "float16"):  # checked before hours of training, not after
+            raise ValueError(f"weights_dtype must be float32 or float16, not {self.weights_dtype!r}")
 
 
 # ====================================================================== data
@@ -288,6 +295,9 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
         model, history, seconds, epochs_run = fit_model(
             dataclasses.replace(config, epochs=epochs), variant_config, data, val_data, run_dir / folder, resume,
             verbose)
+        if config.weights_dtype == "float16":  # evaluate exactly what the package will hold
+            model.set_weights([w.astype(np.float16).astype(w.dtype) if w.dtype == np.float32 else w
+                               for w in model.get_weights()])
         evaluation = evaluate_model(model, variant_config, source_tokenizer, target_tokenizer, val_pairs, config)
         best = int(np.argmin(history["val_loss"])) if history.get("val_loss") else -1
         result = {
@@ -367,6 +377,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
         output or config.output, card, shipped_config, {"model": shipped},
         {"source": source_tokenizer, "target": target_tokenizer},
         files={"evaluation.json": json.dumps(evaluation, indent=2, ensure_ascii=False).encode()},
+        weights_dtype=config.weights_dtype,
     )
     print(json.dumps({"package": str(package.path), "attention": chosen, **final["summary"]}), flush=True)
     return package
