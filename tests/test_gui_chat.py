@@ -136,14 +136,20 @@ def test_generation_streams_piece_by_piece_and_send_turns_into_stop(window, qtbo
     assert "tokens/s" in replies(tab)[-1].meta.text()
 
 
-def test_stop_sets_the_cancel_flag_and_keeps_the_partial_text(qtbot):
+def start_long_generation(qtbot):
+    """(fake generator, window, pending reply) with a 2,000-piece generation streaming."""
     generator = FakeGenerator(piece_delay=0.01)
     backends = dataclasses.replace(fake_backends(), generate=lambda: generator)
     win = open_window(qtbot, backends)
-    tab = win.generate_tab
-    tab.max_tokens_box.setValue(2000)
-    pending = tab.send("ROMEO:")
+    win.generate_tab.max_tokens_box.setValue(2000)
+    pending = win.generate_tab.send("ROMEO:")
     qtbot.waitUntil(lambda: len(pending.items) >= 3, timeout=5000)
+    return generator, win, pending
+
+
+def test_stop_sets_the_cancel_flag_and_keeps_the_partial_text(qtbot):
+    generator, win, pending = start_long_generation(qtbot)
+    tab = win.generate_tab
     with qtbot.waitSignal(tab.replyFinished, timeout=5000) as blocker:
         qtbot.mouseClick(tab.send_button, Qt.MouseButton.LeftButton)  # the Stop button
     assert generator.cancelled.is_set()
@@ -157,13 +163,7 @@ def test_stop_sets_the_cancel_flag_and_keeps_the_partial_text(qtbot):
 
 
 def test_closing_the_window_mid_reply_ignores_the_workers_last_signals(qtbot):
-    generator = FakeGenerator(piece_delay=0.01)
-    backends = dataclasses.replace(fake_backends(), generate=lambda: generator)
-    win = open_window(qtbot, backends)
-    tab = win.generate_tab
-    tab.max_tokens_box.setValue(2000)
-    pending = tab.send("ROMEO:")
-    qtbot.waitUntil(lambda: len(pending.items) >= 3, timeout=5000)
+    _, win, pending = start_long_generation(qtbot)
     win.close()  # cancels the generation and waits for the model thread
     win.store.close()
     assert pending.worker.abort_requested and pending.worker.is_done
