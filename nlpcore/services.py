@@ -113,7 +113,8 @@ class Translation:
 
     hypotheses: n-best list, best first; for multi-sentence input the text of
         each is the sentence translations joined with the input's layout.
-    source_pieces: [T_src] pieces of the (first) source sentence, for the heatmap.
+    source_pieces: [T_src] pieces of every source sentence in order; each
+        hypothesis' attention is block-diagonal over them (one block per sentence).
     timings: seconds spent per stage (``encode``, ``search``, ``total``).
     """
 
