@@ -47,7 +47,7 @@ class ConversationList(QWidget):
         self.retranslate()
 
     def retranslate(self) -> None:
-        self.new_button.setText("＋ " + tr("conv.new"))
+        self.new_button.setText("+ " + tr("conv.new"))  # an ASCII plus: every font has it
         self.rename_button.setText(tr("conv.rename"))
         self.delete_button.setText(tr("conv.delete"))
         self.clear_button.setText(tr("conv.clear"))
