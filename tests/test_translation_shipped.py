@@ -1,0 +1,59 @@
+"""The Translator service on the shipped translation packages."""
+
+import re
+
+import numpy as np
+import pytest
+
+from nlpcore.packages import find_package, verify_package
+from nlpcore.services import TranslateOptions
+from nlpcore.translation import Translator
+
+DIRECTIONS = [("en", "fr"), ("fr", "en"), ("ko", "en"), ("en", "ko")]
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+
+@pytest.fixture(scope="module")
+def translator():
+    return Translator.load()
+
+
+def test_four_directions_ship_with_complete_cards(translator):
+    assert set(DIRECTIONS) <= set(translator.directions)
+    for src, tgt in DIRECTIONS:
+        card = verify_package(find_package(f"translate-{src}-{tgt}"))
+        (split, metrics), = card.metrics.items()
+        assert "validation" in split and metrics["bleu"] > 0 and metrics["chrf"] > 0
+        assert card.license and card.data and card.extra["weights_dtype"] == "float16"
+        assert sum(f.size for f in card.files.values()) < 30_000_000
+
+
+@pytest.mark.parametrize("src, tgt, text, expected", [
+    ("en", "fr", "I love you.", "aime"),
+    ("ko", "en", "나는 너를 사랑해.", "love"),
+    ("fr", "en", "Je t'aime.", "love"),
+])
+def test_known_sentences(translator, src, tgt, text, expected):
+    assert expected in translator.translate(text, src, tgt).text.lower()
+
+
+def test_english_to_korean_writes_hangul(translator):
+    out = translator.translate("I love you.", "en", "ko").text
+    assert len(HANGUL.findall(out)) >= 2 and not re.search(r"[A-Za-z]{3,}", out)
+
+
+def test_n_best_and_attention_on_a_real_model(translator):
+    result = translator.translate("The cat is sleeping on the bed.", "en", "fr", TranslateOptions(beam_size=5, n_best=3))
+    assert len(result.hypotheses) == 3
+    scores = [h.score for h in result.hypotheses]
+    assert scores == sorted(scores, reverse=True) and len({h.text for h in result.hypotheses}) >= 2
+    best = result.hypotheses[0]
+    assert best.attention.shape == (len(best.pieces), len(result.source_pieces))
+    np.testing.assert_allclose(best.attention.sum(1), 1.0, atol=1e-4)
+    # attention moves along the source: the most attended source position is not the same for every target piece
+    assert len(set(best.attention.argmax(1).tolist())) >= 3
+
+
+def test_paragraphs_keep_their_layout(translator):
+    out = translator.translate("I am hungry. Where is the station?\n\nThank you.", "en", "fr").text
+    assert out.count("\n\n") == 1 and all(part.strip() for part in out.split("\n\n"))
