@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 SENTENCES = [
     "이 영화 정말 재미있어요 배우들 연기가 최고였다",
@@ -99,6 +99,28 @@ def write_record(record: dict[str, object], name: str) -> Path:
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
+
+
+def bench_translate(directions: Sequence[str] | None = None) -> dict[str, Any]:
+    """Every installed translation direction (or ``directions``), one record."""
+    from .packages import PackageError, iter_packages
+    from .translation import benchmark
+
+    installed = sorted(card.name.removeprefix("translate-") for _, card in iter_packages()
+                       if not isinstance(card, PackageError) and card.task == "translation")
+    chosen = list(directions or installed)
+    missing = [d for d in chosen if d not in installed]
+    if missing or not chosen:
+        raise PackageError("no translation model installed for " + (", ".join(missing) or "any direction"))
+    record: dict[str, Any] = {"what": "translate", "directions": {}}
+    for direction in chosen:
+        src, tgt = direction.split("-")
+        result = benchmark(src, tgt)
+        record.setdefault("machine", result.pop("machine"))
+        record.setdefault("keras_backend", result.pop("keras_backend"))
+        result.pop("what", None)
+        record["directions"][direction] = result
+    return record
 
 
 GENERATION_PROMPTS = {"generate-en": "ROMEO:", "generate-ko": "그는 조용히"}

@@ -184,10 +184,15 @@ def _sentiment_file(service, args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- eval
+def _delimiter(path: str) -> str:
+    """CSV files by their extension (``.csv`` / ``.csv.gz``), otherwise TSV."""
+    return "," if path.lower().removesuffix(".gz").endswith(".csv") else "\t"
+
+
 def _labelled_file(path: str, text_column: str, label_column: str) -> tuple[list[str], list[int]]:
     from .data import CorpusError, numbered_rows
 
-    delimiter = "," if path.lower().removesuffix(".gz").endswith(".csv") else "\t"
+    delimiter = _delimiter(path)
     names = {"0": 0, "1": 1, "negative": 0, "positive": 1, "neg": 0, "pos": 1}
     texts, labels = [], []
     for line, row in numbered_rows(path, (text_column, label_column), delimiter):
@@ -252,8 +257,7 @@ def _eval_translation(args: argparse.Namespace) -> int:
         config = package.config(TranslationTrainConfig)
         if args.input:
             columns = (args.source_column or config.source, args.target_column or config.target)
-            delimiter = "," if args.input.lower().removesuffix(".gz").endswith(".csv") else "\t"
-            rows = [row for _, row in numbered_rows(args.input, columns, delimiter)]
+            rows = [row for _, row in numbered_rows(args.input, columns, _delimiter(args.input))]
             sources, references = [r[columns[0]] for r in rows], [r[columns[1]] for r in rows]
             split = args.input
         else:
@@ -271,34 +275,12 @@ def _eval_translation(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- bench
-def _bench_translate(directions: Sequence[str] | None = None) -> dict[str, Any]:
-    """Every installed translation direction (or ``directions``), one record."""
-    from .packages import PackageError, iter_packages
-    from .translation import benchmark
-
-    installed = sorted(card.name.removeprefix("translate-") for _, card in iter_packages()
-                       if not isinstance(card, PackageError) and card.task == "translation")
-    chosen = list(directions or installed)
-    missing = [d for d in chosen if d not in installed]
-    if missing or not chosen:
-        raise PackageError("no translation model installed for " + (", ".join(missing) or "any direction"))
-    record: dict[str, Any] = {"what": "translate", "directions": {}}
-    for direction in chosen:
-        src, tgt = direction.split("-")
-        result = benchmark(src, tgt)
-        record.setdefault("machine", result.pop("machine"))
-        record.setdefault("keras_backend", result.pop("keras_backend"))
-        result.pop("what", None)
-        record["directions"][direction] = result
-    return record
-
-
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
     from .packages import PackageError
 
     runners = {"sentiment": bench.bench_sentiment, "generate": bench.bench_generate,
-               "translate": lambda: _bench_translate(args.direction)}
+               "translate": lambda: bench.bench_translate(args.direction)}
     try:
         record = runners[args.what]()
     except PackageError as exc:

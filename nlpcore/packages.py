@@ -232,6 +232,17 @@ def _staged(target: Path) -> Iterator[Path]:
         raise
 
 
+def as_stored(weights: list, weights_dtype: str) -> list:
+    """Model weights as a package with ``weights_dtype`` will give them back
+    (float32 values rounded through float16 for ``"float16"``), so a trainer
+    can score exactly what it ships."""
+    import numpy as np
+
+    if weights_dtype != "float16":
+        return list(weights)
+    return [w.astype(np.float16).astype(w.dtype) if w.dtype == np.float32 else w for w in weights]
+
+
 def store_weights_as_float16(keras_file: Path) -> None:
     """Rewrite the float32 weights inside a ``.keras`` file as float16, in place.
 

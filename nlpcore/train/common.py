@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -123,13 +124,9 @@ class TimeBudget(keras.callbacks.Callback):
         self.stopped_early = False
 
     def fraction(self) -> float:
-        import time
-
         return 0.0 if self.started is None else min(1.0, (time.monotonic() - self.started) / self.seconds)
 
     def on_train_begin(self, logs=None):
-        import time
-
         self.started = time.monotonic()
 
     def on_train_batch_begin(self, batch, logs=None):

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import data as corpora
 from ..models.classifier import ClassifierConfig
-from ..packages import DataSource, ModelCard, write_package
+from ..packages import DataSource, ModelCard, as_stored, write_package
 from ..tokenizer import Tokenizer, TokenizerConfig
 from ..services import LABELS
 
@@ -206,10 +206,7 @@ def train(config: SentimentTrainConfig, resume: bool = False, output: str | None
         # The best epoch's weights, also when a resumed member had already finished.
         best = keras.saving.load_model(member_dir / "best.keras", compile=False, safe_mode=True)
         shipped = build_classifier(model_config, name=model.name)  # uncompiled, for any backend
-        weights = best.get_weights()
-        if config.weights_dtype == "float16":  # evaluate exactly what the package will hold
-            weights = [w.astype(np.float16).astype(w.dtype) if w.dtype == np.float32 else w for w in weights]
-        shipped.set_weights(weights)
+        shipped.set_weights(as_stored(best.get_weights(), config.weights_dtype))  # evaluate what ships
         members.append(shipped)
         histories.append({k: [float(v) for v in vs] for k, vs in history.history.items()})
     train_seconds = time.time() - started

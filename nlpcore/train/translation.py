@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import data as corpora
 from ..models.seq2seq import Seq2SeqConfig
-from ..packages import DataSource, ModelCard, write_package
+from ..packages import DataSource, ModelCard, as_stored, write_package
 from ..tokenizer import Tokenizer, TokenizerConfig
 
 # Licence of a corpus's rows when the file has no per-row license column.
@@ -295,9 +295,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
         model, history, seconds, epochs_run = fit_model(
             dataclasses.replace(config, epochs=epochs), variant_config, data, val_data, run_dir / folder, resume,
             verbose)
-        if config.weights_dtype == "float16":  # evaluate exactly what the package will hold
-            model.set_weights([w.astype(np.float16).astype(w.dtype) if w.dtype == np.float32 else w
-                               for w in model.get_weights()])
+        model.set_weights(as_stored(model.get_weights(), config.weights_dtype))  # evaluate what ships
         evaluation = evaluate_model(model, variant_config, source_tokenizer, target_tokenizer, val_pairs, config)
         best = int(np.argmin(history["val_loss"])) if history.get("val_loss") else -1
         result = {
