@@ -337,6 +337,29 @@ def dataclasses_replace(config, **changes):
 
 
 @pytest.mark.slow
+def test_fine_tuning_starts_from_the_pretrained_package(tmp_path):
+    from nlpcore.train.lm import train
+
+    for folder in ("pre", "tuned"):
+        (tmp_path / folder).mkdir()
+    pretrained = train(tiny_train_config(tmp_path / "pre", epochs=2), verbose=0)
+    (_, before), = pretrained.card.metrics.items()
+    # A learning rate too small to move anything: the fine-tuned model is the pretrained one
+    # (a fresh one would score near uniform), in its architecture and with its tokenizer,
+    # whatever this config's model says.
+    tuned = train(tiny_train_config(tmp_path / "tuned", name="generate-tuned", init_from=str(pretrained.path),
+                                    learning_rate=1e-9, epochs=1, model={"embedding_dim": 16, "units": 24}),
+                  verbose=0)
+    (_, after), = tuned.card.metrics.items()
+    assert tuned.tokenizer().to_bytes() == pretrained.tokenizer().to_bytes()
+    assert tuned.config(LMTrainConfig).model.units == 64
+    assert after["nats_per_char"] == pytest.approx(before["nats_per_char"], abs=1e-3)
+    # The card names the pretraining data and the package it started from.
+    assert [d.notes.startswith("pretraining (generate-fixture)") for d in tuned.card.data] == [True, False]
+    assert tuned.card.extra["initialized_from"]["package"] == "generate-fixture"
+
+
+@pytest.mark.slow
 def test_vocab_search_picks_the_best_held_out_size(tmp_path):
     from nlpcore.train.lm import search_vocab_size
 

@@ -215,15 +215,17 @@ def reset_states(model: keras.Model) -> None:
 
 
 def copy_weights(source: keras.Model, target: keras.Model) -> keras.Model:
-    """Copy the weights of a (training) language model into another built from the same
-    config, layer by layer (a :class:`CarriedStateLSTM` gives its LSTM's weights). Returns ``target``."""
+    """Copy the weights of a language model into another built from the same config,
+    layer by layer, either way between a training model and a shipped one (a
+    :class:`CarriedStateLSTM` gives and takes its LSTM's weights, not its carried
+    state). Returns ``target``."""
     for layer in target.layers:
         if not layer.weights:
             continue
         origin = source.get_layer(layer.name)
         if isinstance(origin, CarriedStateLSTM):
             origin = origin.lstm
-        layer.set_weights(origin.get_weights())
+        (layer.lstm if isinstance(layer, CarriedStateLSTM) else layer).set_weights(origin.get_weights())
     return target
 
 

@@ -86,6 +86,11 @@ class LMTrainConfig:
     restart_rate: chance that a lane restarts from zero state (after ``<s>``) at a batch.
     lr_schedule: ``"constant"`` or ``"cosine"`` (to 5 % of ``learning_rate``
         over ``epochs`` × steps per epoch).
+    init_from: a language-model package (installed name or folder) whose
+        tokenizer and weights start this run, e.g. one pretrained on a larger
+        corpus, fine-tuned here. Its architecture is kept (``model``'s
+        dropouts apply), its tokenizer is used as it is (no vocabulary search),
+        and its training data is listed in the new card too.
     """
 
     name: str = "generate-en"
@@ -108,6 +113,7 @@ class LMTrainConfig:
     epochs: int = 10
     learning_rate: float = 2e-3
     lr_schedule: str = "cosine"
+    init_from: str = ""
     clipnorm: float = 1.0
     patience: int = 2
     seed: int = 42
@@ -446,7 +452,7 @@ def train(config: LMTrainConfig, resume: bool = False, output: str | None = None
     """Train, score the held-out text exactly and write the package. Returns the Package."""
     from ..inference import NumpyLanguageModel
     from ..models.language_model import build_language_model, copy_weights, count_parameters
-    from ..packages import DataSource, ModelCard, write_package
+    from ..packages import DataSource, ModelCard, find_package, load_package, write_package
     from .common import prepare_run_dir, standard_callbacks
 
     started = time.time()
@@ -458,7 +464,11 @@ def train(config: LMTrainConfig, resume: bool = False, output: str | None = None
     tok_path = run_dir / "tokenizer.model"
     search_path = run_dir / "vocab_search.json"
     search: dict = json.loads(search_path.read_text()) if resume and search_path.is_file() else {}
-    if resume and tok_path.is_file():
+    init = load_package(find_package(config.init_from)) if config.init_from else None
+    if init is not None:
+        tokenizer = init.tokenizer()
+        tokenizer.save(tok_path)
+    elif resume and tok_path.is_file():
         tokenizer = Tokenizer.load(tok_path)
     else:
         vocab_size = config.tokenizer.vocab_size
@@ -469,6 +479,10 @@ def train(config: LMTrainConfig, resume: bool = False, output: str | None = None
         tokenizer = train_tokenizer(config, train_segments, vocab_size)
         tokenizer.save(tok_path)
     model_config = dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size)
+    if init is not None:  # the pretrained architecture, this run's dropouts
+        model_config = dataclasses.replace(init.config(LMTrainConfig).model,
+                                           embedding_dropout=config.model.embedding_dropout,
+                                           dropout=config.model.dropout)
     config = dataclasses.replace(config, model=model_config,
                                  tokenizer=dataclasses.replace(config.tokenizer, vocab_size=tokenizer.vocab_size))
 
@@ -486,6 +500,9 @@ def train(config: LMTrainConfig, resume: bool = False, output: str | None = None
     model = build_language_model(model_config, name=config.name.replace("-", "_"),
                                  carry_state_batch=config.batch_size)
     _compile(model, config, len(train_data) * config.epochs)
+    if init is not None:
+        copy_weights(init.load_model(), model)
+        print(json.dumps({"initialized_from": init.card.name, **_first_metrics(init.card)}), flush=True)
     callbacks = [_nats_per_char_callback(chars_per_token),
                  *standard_callbacks(run_dir, config.patience, monitor="val_loss")]
     history = model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks,
@@ -503,18 +520,27 @@ def train(config: LMTrainConfig, resume: bool = False, output: str | None = None
                                                               for k, vs in history.history.items()}
     evaluation = {"split": split, **summary, "history": history_rows, "train_seconds": round(train_seconds, 1),
                   "vocab_search": search, "samples": samples}
+    pretraining_data: tuple = ()
+    extra_init: dict[str, Any] = {}
+    if init is not None:
+        pretraining_data = tuple(dataclasses.replace(d, notes=f"pretraining ({init.card.name}): {d.notes}")
+                                 for d in init.card.data)
+        extra_init = {"initialized_from": {"package": init.card.name, "metrics": init.card.metrics,
+                                           "epochs_run": init.card.extra.get("epochs_run"),
+                                           "train_seconds": init.card.extra.get("train_seconds")}}
     card = ModelCard(
         name=config.name,
         task="generation",
         languages=config.languages,
         description=config.description,
-        data=tuple(DataSource(name, rows=c["documents"], license=LICENSES.get(name, ""),
-                              notes=f"{c['train_chars']:,} chars trained on, {c['validation_chars']:,} held out")
-                   for name, c in counts.items()),
+        data=(*pretraining_data,
+              *(DataSource(name, rows=c["documents"], license=LICENSES.get(name, ""),
+                           notes=f"{c['train_chars']:,} chars trained on, {c['validation_chars']:,} held out")
+                for name, c in counts.items())),
         license=config.license,
         metrics={split: summary},
         extra={"parameters": count_parameters(shipped), "epochs_run": len(history_rows.get("loss", [])),
-               "train_seconds": round(train_seconds, 1), "vocab_search": search, "samples": samples,
+               "train_seconds": round(train_seconds, 1), "vocab_search": search, "samples": samples, **extra_init,
                "scoring": "sum over held-out stretches of -log p(piece | <s>, previous pieces), every piece "
                           "counted, </s> not; divided by the stretches' characters"},
     )
@@ -524,6 +550,13 @@ def train(config: LMTrainConfig, resume: bool = False, output: str | None = None
     )
     print(json.dumps({"package": str(package.path), **summary}), flush=True)
     return package
+
+
+def _first_metrics(card) -> dict[str, Any]:
+    """The first metrics entry of a card, flattened with its split name (for logs)."""
+    for split, values in card.metrics.items():
+        return {"split": split, **values}
+    return {}
 
 
 def _read_history(path: Path) -> dict[str, list[float]]:
