@@ -118,6 +118,8 @@ def test_config_round_trip_and_checks():
         LanguageModelConfig(dropout=1.0)
     with pytest.raises(ConfigError, match="split"):
         from_dict(LMTrainConfig, {"split": "random_lines"})
+    with pytest.raises(ConfigError, match="weights_dtype"):
+        from_dict(LMTrainConfig, {"weights_dtype": "int8"})
 
 
 def test_package_round_trip(tmp_path, tiny_tokenizer):
@@ -339,6 +341,7 @@ def dataclasses_replace(config, **changes):
 @pytest.mark.slow
 def test_fine_tuning_starts_from_the_pretrained_package(tmp_path):
     from nlpcore.train.lm import train
+    from tests.conftest import stored_weight_dtypes
 
     for folder in ("pre", "tuned"):
         (tmp_path / folder).mkdir()
@@ -348,12 +351,17 @@ def test_fine_tuning_starts_from_the_pretrained_package(tmp_path):
     # (a fresh one would score near uniform), in its architecture and with its tokenizer,
     # whatever this config's model says.
     tuned = train(tiny_train_config(tmp_path / "tuned", name="generate-tuned", init_from=str(pretrained.path),
-                                    learning_rate=1e-9, epochs=1, model={"embedding_dim": 16, "units": 24}),
+                                    learning_rate=1e-9, epochs=1, model={"embedding_dim": 16, "units": 24},
+                                    weights_dtype="float16"),
                   verbose=0)
     (_, after), = tuned.card.metrics.items()
     assert tuned.tokenizer().to_bytes() == pretrained.tokenizer().to_bytes()
     assert tuned.config(LMTrainConfig).model.units == 64
     assert after["nats_per_char"] == pytest.approx(before["nats_per_char"], abs=1e-3)
+    # Stored as float16, and the card's figure is what the stored weights score.
+    assert stored_weight_dtypes(tuned.path / "model.keras") == {np.dtype("float16")}
+    held = load_segments(tuned.config(LMTrainConfig))[1]
+    assert score_text(tuned, held[0].text)["nats_per_char"] == pytest.approx(after["nats_per_char"], abs=1e-4)
     # The card names the pretraining data and the package it started from.
     assert [d.notes.startswith("pretraining (generate-fixture)") for d in tuned.card.data] == [True, False]
     assert tuned.card.extra["initialized_from"]["package"] == "generate-fixture"

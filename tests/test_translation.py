@@ -93,16 +93,11 @@ def test_training_learns_and_writes_a_complete_package(trained):
 
 
 def test_package_stores_float16_weights_and_its_scores_are_theirs(trained):
-    import h5py
-    import zipfile
+    from tests.conftest import stored_weight_dtypes
 
     package, config = trained
     assert config.weights_dtype == "float16" and package.card.extra["weights_dtype"] == "float16"
-    with zipfile.ZipFile(package.path / "model.keras") as archive, \
-            h5py.File(archive.open("model.weights.h5"), "r") as weights:
-        dtypes = set()
-        weights.visititems(lambda name, obj: dtypes.add(obj.dtype) if isinstance(obj, h5py.Dataset) else None)
-    assert dtypes == {np.dtype("float16")}
+    assert stored_weight_dtypes(package.path / "model.keras") == {np.dtype("float16")}
 
 
 def test_unknown_weights_dtype_is_refused_before_training():

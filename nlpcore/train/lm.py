@@ -91,6 +91,8 @@ class LMTrainConfig:
         corpus, fine-tuned here. Its architecture is kept (``model``'s
         dropouts apply), its tokenizer is used as it is (no vocabulary search),
         and its training data is listed in the new card too.
+    weights_dtype: how the package stores weights (``float16`` halves it); the
+        card's figure is scored on the stored weights.
     """
 
     name: str = "generate-en"
@@ -114,6 +116,7 @@ class LMTrainConfig:
     learning_rate: float = 2e-3
     lr_schedule: str = "cosine"
     init_from: str = ""
+    weights_dtype: str = "float32"
     clipnorm: float = 1.0
     patience: int = 2
     seed: int = 42
@@ -132,6 +135,8 @@ class LMTrainConfig:
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
         if self.sequence_length < 2 or self.batch_size < 1:
             raise ValueError("sequence_length must be ≥ 2 and batch_size ≥ 1")
+        if self.weights_dtype not in ("float32", "float16"):  # checked before training, not after
+            raise ValueError(f"weights_dtype must be float32 or float16, not {self.weights_dtype!r}")
 
 
 # ====================================================================== text and splits
@@ -452,7 +457,7 @@ def train(config: LMTrainConfig, resume: bool = False, output: str | None = None
     """Train, score the held-out text exactly and write the package. Returns the Package."""
     from ..inference import NumpyLanguageModel
     from ..models.language_model import build_language_model, copy_weights, count_parameters
-    from ..packages import DataSource, ModelCard, find_package, load_package, write_package
+    from ..packages import DataSource, ModelCard, as_stored, find_package, load_package, write_package
     from .common import prepare_run_dir, standard_callbacks
 
     started = time.time()
@@ -511,6 +516,7 @@ def train(config: LMTrainConfig, resume: bool = False, output: str | None = None
 
     # Uncompiled and stateless, for any backend.
     shipped = copy_weights(model, build_language_model(model_config, name=model.name))
+    shipped.set_weights(as_stored(shipped.get_weights(), config.weights_dtype))  # score what ships
     numpy_model = NumpyLanguageModel(shipped, model_config)
     score = score_segments(numpy_model, tokenizer, held_segments)
     split = _split_description(config, counts)
@@ -547,6 +553,7 @@ def train(config: LMTrainConfig, resume: bool = False, output: str | None = None
     package = write_package(
         output or config.output, card, config, {"model": shipped}, {"tokenizer": tokenizer},
         files={"evaluation.json": json.dumps(evaluation, indent=2, ensure_ascii=False).encode()},
+        weights_dtype=config.weights_dtype,
     )
     print(json.dumps({"package": str(package.path), **summary}), flush=True)
     return package
