@@ -126,11 +126,15 @@ def test_generation_streams_piece_by_piece_and_send_turns_into_stop(window, qtbo
     pending.worker.signals.yielded.connect(lambda piece: seen.append(piece.text))
     assert tab.send_button.text() == "Stop"
     qtbot.waitUntil(lambda: "writing" in replies(tab)[-1].meta.text(), timeout=5000)
+    button_when_answered = []
+    tab.replyFinished.connect(lambda payload: button_when_answered.append(tab.send_button.text()))
     with qtbot.waitSignal(tab.replyFinished, timeout=10000) as blocker:
         pass
     payload = blocker.args[0]
     assert payload["tokens"] == 60 and not payload["stopped"]
     assert payload["text"].startswith("".join(seen)[:20])
+    # Send is back the moment the answer is in, before the worker thread's end is noticed.
+    assert button_when_answered == ["Send"]
     assert tab.send_button.text() == "Send"
     assert replies(tab)[-1].text() == payload["text"]
     assert "tokens/s" in replies(tab)[-1].meta.text()

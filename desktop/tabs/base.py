@@ -479,6 +479,7 @@ class ChatTab(QWidget):
             bubble.setProperty("pending", False)
             bubble.message_id = message.id
             self._render(bubble, payload)
+        self._update_controls()  # Send is back as soon as the answer is in, not when the thread ends
         self.responded.emit(self.status_line(payload))
         self.replyFinished.emit(payload)
 
@@ -494,6 +495,7 @@ class ChatTab(QWidget):
             bubble.setProperty("pending", False)
             bubble.message_id = message.id
             self._render(bubble, payload)
+        self._update_controls()
         self.responded.emit(tr("status.failed"))
         self.replyFinished.emit(payload)
 
