@@ -100,7 +100,6 @@ def write_record(record: dict[str, object], name: str) -> Path:
     return path
 
 
-
 def bench_translate(directions: Sequence[str] | None = None) -> dict[str, Any]:
     """Every installed translation direction (or ``directions``), one record."""
     from .packages import PackageError, iter_packages

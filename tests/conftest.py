@@ -35,18 +35,6 @@ def sample_corpus(repeats: int = 30) -> list[str]:
     return lines
 
 
-def stored_weight_dtypes(keras_file) -> set:
-    """The dtypes of the weight arrays stored inside a ``.keras`` file."""
-    import zipfile
-
-    import h5py
-
-    with zipfile.ZipFile(keras_file) as archive, h5py.File(archive.open("model.weights.h5"), "r") as weights:
-        dtypes = set()
-        weights.visititems(lambda name, obj: dtypes.add(obj.dtype) if isinstance(obj, h5py.Dataset) else None)
-    return dtypes
-
-
 @pytest.fixture(scope="session")
 def tiny_tokenizer() -> Tokenizer:
     return Tokenizer.train(sample_corpus(), TokenizerConfig(vocab_size=360, character_coverage=1.0))

@@ -341,7 +341,7 @@ def dataclasses_replace(config, **changes):
 @pytest.mark.slow
 def test_fine_tuning_starts_from_the_pretrained_package(tmp_path):
     from nlpcore.train.lm import train
-    from tests.conftest import stored_weight_dtypes
+    from tests.helpers import stored_weight_dtypes
 
     for folder in ("pre", "tuned"):
         (tmp_path / folder).mkdir()

@@ -93,7 +93,7 @@ def test_training_learns_and_writes_a_complete_package(trained):
 
 
 def test_package_stores_float16_weights_and_its_scores_are_theirs(trained):
-    from tests.conftest import stored_weight_dtypes
+    from tests.helpers import stored_weight_dtypes
 
     package, config = trained
     assert config.weights_dtype == "float16" and package.card.extra["weights_dtype"] == "float16"

@@ -507,7 +507,7 @@ def train(config: LMTrainConfig, resume: bool = False, output: str | None = None
     _compile(model, config, len(train_data) * config.epochs)
     if init is not None:
         copy_weights(init.load_model(), model)
-        print(json.dumps({"initialized_from": init.card.name, **_first_metrics(init.card)}), flush=True)
+        print(json.dumps({"initialized_from": init.card.name, "metrics": init.card.metrics}), flush=True)
     callbacks = [_nats_per_char_callback(chars_per_token),
                  *standard_callbacks(run_dir, config.patience, monitor="val_loss")]
     history = model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks,
@@ -557,13 +557,6 @@ def train(config: LMTrainConfig, resume: bool = False, output: str | None = None
     )
     print(json.dumps({"package": str(package.path), **summary}), flush=True)
     return package
-
-
-def _first_metrics(card) -> dict[str, Any]:
-    """The first metrics entry of a card, flattened with its split name (for logs)."""
-    for split, values in card.metrics.items():
-        return {"split": split, **values}
-    return {}
 
 
 def _read_history(path: Path) -> dict[str, list[float]]:
