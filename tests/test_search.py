@@ -606,3 +606,21 @@ def test_decoding_imports_no_framework():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 5), st.integers(1024, 3000), st.integers(1, 8),
+       st.sampled_from(["normal", "few values", "rare peaks"]))
+def test_top_k_over_wide_rows_matches_a_stable_sort(seed, rows, columns, k, kind):
+    # Rows as wide as a vocabulary take the block-wise path; ties (few distinct values, or
+    # rare high values over ties lower down) and widths that are not a multiple of the
+    # block size must not change the answer.
+    rng = np.random.default_rng(seed)
+    if kind == "normal":
+        scores = rng.standard_normal((rows, columns)).astype(np.float32)
+    elif kind == "few values":
+        scores = rng.choice([-np.inf, -1.0, 0.0, 0.5, 2.0], p=[0.4, 0.3, 0.2, 0.08, 0.02], size=(rows, columns))
+    else:
+        scores = rng.choice([0.0, 1.0, 2.0], p=[0.99, 0.008, 0.002], size=(rows, columns))
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    assert top_k_indices(scores, k).tolist() == expected.tolist()

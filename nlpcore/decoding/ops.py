@@ -62,6 +62,9 @@ def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
     return above | (equal & (np.cumsum(equal, axis=1) <= needed))
 
 
+_BLOCK = 64
+
+
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     """int [R, min(k, C)]: column indices of the k highest scores per row, best first.
 
@@ -76,6 +79,8 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
         return np.zeros((rows, 0), np.intp)
     if k == columns:
         return np.argsort(-scores, axis=1, kind="stable")
+    if columns >= 16 * _BLOCK and 4 * k * _BLOCK <= columns:  # a beam's rows over a vocabulary
+        return _top_k_by_blocks(scores, k)
     best = np.argpartition(scores, columns - k, axis=1)[:, columns - k :]
     best_scores = np.take_along_axis(scores, best, axis=1)
     kth_largest = best_scores.min(axis=1, keepdims=True)
@@ -88,3 +93,26 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
         best_scores[straddling] = np.take_along_axis(scores[straddling], best[straddling], axis=1)
     order = np.lexsort((best, -best_scores), axis=1)  # by score, then by column
     return np.take_along_axis(best, order, axis=1)
+
+
+def _top_k_by_blocks(scores: np.ndarray, k: int) -> np.ndarray:
+    """:func:`top_k_indices` for wide rows, partitioning k blocks of columns instead of the whole row.
+
+    The columns are cut into blocks of ``_BLOCK``; the k best entries of a row
+    lie in the k blocks with the highest maxima, ties going to lower blocks: an
+    entry below the k-th best block maximum has k blocks' maxima above it, and
+    on a tie at that value the chosen blocks are the lower ones, holding at
+    least as many tied entries as are needed and all at lower columns. The
+    chosen blocks are kept in column order, so the tie rule carries over.
+    """
+    rows, columns = scores.shape
+    blocks = -(-columns // _BLOCK)
+    if blocks * _BLOCK != columns:  # the padding sits after every real column, so it is never chosen
+        padded = np.full((rows, blocks * _BLOCK), -np.inf, dtype=scores.dtype)
+        padded[:, :columns] = scores
+        scores = padded
+    maxima = scores.reshape(rows, blocks, _BLOCK).max(axis=2)
+    chosen = np.sort(top_k_indices(maxima, k), axis=1)  # [R, k] block numbers, ascending
+    candidates = (chosen[:, :, None] * _BLOCK + np.arange(_BLOCK)).reshape(rows, k * _BLOCK)
+    picked = top_k_indices(np.take_along_axis(scores, candidates, axis=1), k)
+    return np.take_along_axis(candidates, picked, axis=1)
