@@ -181,13 +181,18 @@ def rating_to_label(rating: int) -> int | None:
     return None
 
 
-def read_nsmc_ratings(path: str | os.PathLike) -> Iterator[LabeledText]:
-    """The raw NSMC crawl (id, movie_id, rating, text), labelled by :func:`rating_to_label`."""
+def read_nsmc_ratings(path: str | os.PathLike, unlabelled: bool = False) -> Iterator[LabeledText]:
+    """The raw NSMC crawl (id, movie_id, rating, text), labelled by :func:`rating_to_label`.
+
+    unlabelled: also yield the reviews NSMC's rule leaves out (ratings 5–8), with label -1.
+    """
     path = Path(path)
     for line, row in numbered_rows(path, ("id", "rating", "text")):
         rating = _label(path, row["rating"], line, allowed=range(1, 11))
         label = rating_to_label(rating)
         text = row["text"].strip()
+        if label is None and unlabelled:
+            label = -1
         if label is None or not text:
             continue
         yield LabeledText(text, label, row["id"])

@@ -155,3 +155,89 @@ def _plain(config):
     from nlpcore.config import to_dict
 
     return to_dict(config)
+
+
+# ------------------------------------------------------------ language-model pretraining of the encoder
+def test_encoder_lm_directions_never_see_the_piece_they_predict():
+    import keras
+
+    from nlpcore.models.classifier import build_encoder_lm, copy_encoder
+
+    keras.utils.set_random_seed(3)
+    config = ClassifierConfig(vocab_size=60, embedding_dim=8, units=6, max_length=20)
+    lm = build_encoder_lm(config, output_vocab=30)
+    ids = np.array([[5, 6, 7, 8, 9, 10]], np.int32)
+    changed = ids.copy()
+    changed[0, 3] = 40
+    before, after = lm(ids), lm(changed)
+    # Forward step t predicts piece t+1 from pieces ≤ t; backward step t predicts t-1 from pieces ≥ t.
+    np.testing.assert_allclose(before["next_piece"][0, :3], after["next_piece"][0, :3], atol=1e-6)
+    assert not np.allclose(before["next_piece"][0, 3], after["next_piece"][0, 3])
+    np.testing.assert_allclose(before["previous_piece"][0, 4:], after["previous_piece"][0, 4:], atol=1e-6)
+    assert not np.allclose(before["previous_piece"][0, 3], after["previous_piece"][0, 3])
+    padded = np.array([[5, 6, 7, 8, 9, 10, 0, 0]], np.int32)
+    np.testing.assert_allclose(lm(padded)["previous_piece"][0, :6], before["previous_piece"][0], atol=1e-5)
+
+    classifier = build_classifier(config)
+    copy_encoder(lm, classifier)
+    for name in ("embedding", "bilstm_0"):
+        for a, b in zip(lm.get_layer(name).get_weights(), classifier.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="one-layer"):
+        build_encoder_lm(ClassifierConfig(vocab_size=60, layers=2), 30)
+
+
+def test_encoder_lm_batches_shift_targets_both_ways():
+    from nlpcore.train.common import EncoderLMBatches
+
+    data = EncoderLMBatches([[4, 5, 9], [7, 8]], batch_size=2, max_length=8, output_vocab=8, shuffle=False)
+    x, targets, weights = data[0]
+    rows = {tuple(r[r > 0]): i for i, r in enumerate(x)}
+    first, second = rows[(4, 5, 9)], rows[(7, 8)]
+    assert targets["next_piece"][first].tolist() == [5, 7, 0]  # piece 9 ≥ output_vocab: the last class
+    assert targets["previous_piece"][first].tolist() == [0, 4, 5]
+    assert weights["next_piece"][first].tolist() == [1, 1, 0] and weights["previous_piece"][first].tolist() == [0, 1, 1]
+    assert targets["next_piece"][second].tolist() == [7, 0, 0] and weights["next_piece"][second].tolist() == [1, 0, 0]
+
+
+@pytest.mark.slow
+def test_pretraining_starts_the_classifier_from_the_encoder_lm(fixture_corpus):
+    from nlpcore import data as corpora
+    from nlpcore.config import from_dict
+    from nlpcore.packages import load_package
+    from nlpcore.train.sentiment import SentimentTrainConfig, pretraining_texts, train
+
+    rows = ["id\tmovie_id\trating\ttext"]  # a raw crawl with unlabelled (5–8) ratings as well
+    for i in range(300):
+        words = (POSITIVE + NEGATIVE)[i % 10].split()
+        rows.append(f"r{i}\tm1\t{[1, 6, 7, 10][i % 4]}\t{' '.join(words)} 평점 {i}")
+    with gzip.open(fixture_corpus / "data" / "sentiment" / "nsmc_raw_ratings.tsv.gz", "wt", encoding="utf-8") as f:
+        f.write("\n".join(rows) + "\n")
+    config = from_dict(SentimentTrainConfig, {
+        "corpora": ["nsmc"], "epochs": 1, "batch_size": 32, "learning_rate": 1e-9, "weights_dtype": "float32",
+        "tokenizer": {"vocab_size": 400, "hard_vocab_limit": False},
+        "model": {"embedding_dim": 8, "units": 6, "max_length": 16},
+        "pretrain_corpora": ["nsmc", "nsmc_raw"], "pretrain_epochs": 3, "pretrain_vocab": 64,
+        "pretrain_batch_size": 64, "pretrain_learning_rate": 0.01,
+        "run_dir": str(fixture_corpus / "run3"), "output": str(fixture_corpus / "pkg3"),
+    })
+    texts, used = pretraining_texts(config)
+    assert used["nsmc_raw"] > 0 and not any(
+        corpora.is_validation(" ".join(t.split()), config.validation_fraction, config.split_salt) for t in texts)
+    assert any(t.endswith("평점 1") for t in texts)  # a rating-6 review: unlabelled text counts here
+
+    package = load_package(train(config, verbose=0).path)
+    pretraining = package.card.extra["pretraining"]
+    losses = pretraining["history"]["loss"]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    assert pretraining["texts"] == len(texts)
+    assert [d.name for d in package.card.data] == ["nsmc", "nsmc", "nsmc_raw"]
+    # With a learning rate of 1e-9 the classifier's encoder is still the pretrained one.
+    from nlpcore.models.classifier import build_encoder_lm
+
+    lm = build_encoder_lm(package.config(SentimentTrainConfig).model, 64)
+    lm.load_weights(fixture_corpus / "run3" / "pretrained.weights.h5")
+    shipped = package.load_model()
+    for name in ("embedding", "bilstm_0"):
+        for a, b in zip(lm.get_layer(name).get_weights(), shipped.get_layer(name).get_weights()):
+            np.testing.assert_allclose(a, b, atol=1e-5)

@@ -109,3 +109,36 @@ def build_classifier(config: ClassifierConfig, name: str = "classifier") -> kera
         x = keras.layers.Dense(config.dense_units, activation="relu", name="hidden")(x)
     probs = keras.layers.Dense(config.num_classes, activation="softmax", dtype="float32", name="probs")(x)
     return keras.Model(ids, probs, name=name)
+
+
+def build_encoder_lm(config: ClassifierConfig, output_vocab: int, name: str = "encoder_lm") -> keras.Model:
+    """The classifier's embedding and BiLSTM trained as two language models (as ELMo does).
+
+    Output ``next_piece`` [B, T, output_vocab]: logits of piece t+1 from the
+    forward direction at step t; ``previous_piece``: logits of piece t-1 from
+    the backward direction. Directions stay separate, so neither sees the piece
+    it predicts. Layer names match :func:`build_classifier`'s, so
+    :func:`copy_encoder` carries the trained weights into a classifier.
+    """
+    if config.encoder != "bilstm" or config.layers != 1:
+        raise ValueError("language-model pretraining needs the one-layer 'bilstm' encoder")
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+    mask = NotEqual(0, name="mask")(ids)
+    x = keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding")(ids)
+    x = keras.layers.SpatialDropout1D(config.dropout, name="embedding_dropout")(x)
+    lstm = keras.layers.LSTM(config.units, return_sequences=True, name="lstm_0")
+    forward, backward = keras.layers.Bidirectional(lstm, merge_mode=None, name="bilstm_0")(x, mask=mask)
+    outputs = {}
+    for key, states in (("next_piece", forward), ("previous_piece", backward)):
+        states = keras.layers.Dropout(config.dropout, name=f"{key}_dropout")(states)
+        outputs[key] = keras.layers.Dense(output_vocab, dtype="float32", name=key)(states)
+    return keras.Model(ids, outputs, name=name)
+
+
+ENCODER_LAYERS = ("embedding", "bilstm_0")
+
+
+def copy_encoder(source: keras.Model, target: keras.Model) -> None:
+    """Copy the embedding and BiLSTM weights between an encoder LM and a classifier."""
+    for layer in ENCODER_LAYERS:
+        target.get_layer(layer).set_weights(source.get_layer(layer).get_weights())

@@ -259,3 +259,26 @@ class ParallelBatches(keras.utils.PyDataset):
         self.epoch += 1
         if self.shuffle:
             self._make_batches()
+
+
+class EncoderLMBatches(BucketedBatches):
+    """Length-bucketed batches for :func:`nlpcore.models.classifier.build_encoder_lm`.
+
+    Each batch is ``(ids [B, T], {"next_piece", "previous_piece"} targets [B, T],
+    the same keys' weights [B, T])``: the piece after / before each position,
+    padding weighted 0. Target ids at or above ``output_vocab`` (rarer pieces;
+    SentencePiece numbers pieces by frequency) share the last class.
+    """
+
+    def __init__(self, sequences, batch_size: int, max_length: int, output_vocab: int, shuffle: bool = True,
+                 seed: int = 0):
+        super().__init__(sequences, np.zeros(len(sequences), np.int32), batch_size, max_length, shuffle, seed)
+        self.output_vocab = output_vocab
+
+    def __getitem__(self, index: int):
+        x = pad_batch([self.sequences[i] for i in self.batches[index]], self.max_length)
+        following = np.pad(x[:, 1:], ((0, 0), (0, 1)))
+        preceding = np.pad(x[:, :-1], ((0, 0), (1, 0)))
+        targets = {"next_piece": following, "previous_piece": preceding}
+        weights = {k: (v != PAD_ID).astype(np.float32) for k, v in targets.items()}
+        return x, {k: np.minimum(v, self.output_vocab - 1) for k, v in targets.items()}, weights

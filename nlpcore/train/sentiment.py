@@ -16,6 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -46,6 +47,11 @@ class SentimentTrainConfig:
         probabilities are averaged.
     weights_dtype: how the package stores weights (``float16`` halves it; the
         validation figures are measured with the stored, rounded weights).
+    pretrain_corpora: texts (labels unused; the raw crawl's 5–8 ratings too)
+        on which the embedding and BiLSTM are first trained as forward and
+        backward language models for ``pretrain_epochs``, predicting the
+        ``pretrain_vocab`` most frequent pieces (rarer ones share a class).
+        Validation reviews are left out here too. Empty: no pretraining.
     """
 
     name: str = "sentiment-ko"
@@ -62,6 +68,11 @@ class SentimentTrainConfig:
     ensemble: int = 1
     weights_dtype: str = "float16"
     lr_schedule: str = "constant"
+    pretrain_corpora: tuple[str, ...] = ()
+    pretrain_epochs: int = 1
+    pretrain_vocab: int = 8000
+    pretrain_batch_size: int = 128
+    pretrain_learning_rate: float = 2e-3
     tokenizer: TokenizerConfig = TokenizerConfig()
     model: ClassifierConfig = ClassifierConfig()
     batch_size: int = 128
@@ -78,14 +89,66 @@ def _key(text: str) -> str:
     return " ".join(text.split())
 
 
-def read_corpus(name: str):
+def read_corpus(name: str, unlabelled: bool = False):
     kind = corpora.CORPORA[name].kind if name in corpora.CORPORA else "labels"
     path = corpora.corpus_path(name)
     if name == "imdb":
         return corpora.read_imdb(path)
     if kind == "ratings":
-        return corpora.read_nsmc_ratings(path)
+        return corpora.read_nsmc_ratings(path, unlabelled=unlabelled)
     return corpora.read_nsmc(path)
+
+
+def pretraining_texts(config: SentimentTrainConfig) -> tuple[list[str], dict[str, int]]:
+    """(distinct texts of ``pretrain_corpora`` outside the validation share, texts per corpus)."""
+    texts: dict[str, None] = {}
+    used: dict[str, int] = {}
+    for name in config.pretrain_corpora:
+        before = len(texts)
+        for example in read_corpus(name, unlabelled=True):
+            key = _key(example.text)
+            if key and not corpora.is_validation(key, config.validation_fraction, config.split_salt):
+                texts.setdefault(example.text)
+        used[name] = len(texts) - before
+    return list(texts), used
+
+
+def pretrain_encoder(config: SentimentTrainConfig, tokenizer: Tokenizer, texts: Sequence[str],
+                     val_texts: Sequence[str], run_dir: Path, resume: bool, verbose: int = 2):
+    """Train the embedding and BiLSTM as forward / backward language models.
+
+    Returns (the encoder LM, {"history", "seconds"}); the weights are kept in
+    ``run_dir`` so a resumed run does not pretrain again.
+    """
+    import keras
+
+    from ..models.classifier import build_encoder_lm, clip
+    from .common import EncoderLMBatches
+
+    path, summary_path = run_dir / "pretrained.weights.h5", run_dir / "pretrained.json"
+    model_config = config.model
+    keras.utils.set_random_seed(config.seed)
+    lm = build_encoder_lm(model_config, config.pretrain_vocab, name="encoder_lm")
+    if resume and path.is_file() and summary_path.is_file():
+        lm.load_weights(path)
+        return lm, json.loads(summary_path.read_text())
+    started = time.time()
+    data = EncoderLMBatches([clip(model_config, ids) for ids in tokenizer.encode(list(texts))],
+                            config.pretrain_batch_size, model_config.max_length, config.pretrain_vocab,
+                            seed=config.seed)
+    val = EncoderLMBatches([clip(model_config, ids) for ids in tokenizer.encode(list(val_texts))], 512,
+                           model_config.max_length, config.pretrain_vocab, shuffle=False)
+    print(f"pretraining the encoder as language models: {len(texts):,} texts, {len(data):,} batches per epoch",
+          flush=True)
+    lm.compile(optimizer=keras.optimizers.Adam(config.pretrain_learning_rate, clipnorm=config.clipnorm),
+               loss={k: keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+                     for k in ("next_piece", "previous_piece")})
+    history = lm.fit(data, validation_data=val, epochs=config.pretrain_epochs, verbose=verbose)
+    summary = {"history": {k: [round(float(v), 4) for v in vs] for k, vs in history.history.items()},
+               "seconds": round(time.time() - started, 1)}
+    lm.save_weights(path)
+    summary_path.write_text(json.dumps(summary))
+    return lm, summary
 
 
 def snippets(text: str, rng: np.random.Generator, count: int) -> list[str]:
@@ -152,7 +215,7 @@ def train(config: SentimentTrainConfig, resume: bool = False, output: str | None
     import keras
 
     from ..evaluate import classification_report, plot_confusion_matrix
-    from ..models.classifier import build_classifier, clip
+    from ..models.classifier import build_classifier, clip, copy_encoder
     from .common import BucketedBatches, balanced_class_weights, prepare_run_dir, standard_callbacks
 
     started = time.time()
@@ -182,11 +245,21 @@ def train(config: SentimentTrainConfig, resume: bool = False, output: str | None
                                  class_weights=weights)
     val_data = BucketedBatches(x_val, y_val, 512, max_len, shuffle=False)
 
+    pretrained, pretraining, pretrain_used = None, None, {}
+    if config.pretrain_corpora:
+        texts, pretrain_used = pretraining_texts(config)
+        pretrained, pretraining = pretrain_encoder(config, tokenizer, texts, [r.text for r in val_rows], run_dir,
+                                                   resume, verbose)
+        pretraining = {"texts": len(texts), "epochs": config.pretrain_epochs,
+                       "output_vocab": config.pretrain_vocab, **pretraining}
+
     members, histories = [], []
     for member in range(config.ensemble):
         member_dir = prepare_run_dir(run_dir / f"member_{member}", resume)
         keras.utils.set_random_seed(config.seed + member)
         model = build_classifier(model_config, name=config.name.replace("-", "_"))
+        if pretrained is not None:
+            copy_encoder(pretrained, model)
         learning_rate = config.learning_rate
         if config.lr_schedule == "cosine":
             learning_rate = keras.optimizers.schedules.CosineDecay(
@@ -239,12 +312,17 @@ def train(config: SentimentTrainConfig, resume: bool = False, output: str | None
         task="sentiment",
         languages=config.languages,
         description=config.description,
-        data=tuple(DataSource(name, rows=n, license=_license(name)) for name, n in used.items()),
+        data=tuple(DataSource(name, rows=n, license=_license(name)) for name, n in used.items())
+        + tuple(DataSource(name, rows=n, license=_license(name),
+                           notes="language-model pretraining of the embedding and BiLSTM: distinct texts "
+                                 "of any rating, labels unused")
+                for name, n in pretrain_used.items()),
         license=config.license,
         metrics=metrics,
         extra={"labels": list(LABELS), "epochs_run": [len(h.get("loss", [])) for h in histories],
                "ensemble_members": config.ensemble, "member_accuracy": [round(a, 4) for a in member_accuracy],
-               "train_seconds": round(train_seconds, 1)},
+               "train_seconds": round(train_seconds, 1),
+               **({"pretraining": pretraining} if pretraining else {})},
     )
     package = write_package(
         output or config.output, card, config, {member_name(i): m for i, m in enumerate(members)},
