@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .numpy_rnn import lstm, softmax
+from .numpy_rnn import bilstm, lstm, softmax
 from .tokenizer import PAD_ID
 
 if TYPE_CHECKING:
@@ -93,8 +93,11 @@ class NumpyClassifier:
         mask = ids != PAD_ID
         x = self.embedding[ids]
         for directions in self.layers:
-            outputs = [lstm(x, *weights, mask=mask, reverse=d == 1)[0] for d, weights in enumerate(directions)]
-            x = outputs[0] if len(outputs) == 1 else np.concatenate(outputs, -1)
+            if len(directions) == 1:
+                x = lstm(x, *directions[0], mask=mask)[0]
+            else:
+                outputs = bilstm(x, *directions, mask=mask)[0]
+                x = np.concatenate([outputs[0], outputs[1]], -1)
         x = masked_pool(x, mask, self.config.pooling)
         if self.hidden is not None:
             x = np.maximum(x @ self.hidden[0] + self.hidden[1], 0.0)
@@ -174,17 +177,14 @@ class NumpySeq2Seq:
     # ---------------------------------------------------------------- encoder
     def encode(self, source: np.ndarray) -> EncodedSource:
         """source: int [B, S] right-padded ids → :class:`EncodedSource`."""
-        from .numpy_rnn import lstm
-
         source = np.asarray(source)
         mask = source != PAD_ID
         x = self.source_embedding[source]
         for forward, backward in self.encoder:
-            out_fw, h_fw, c_fw = lstm(x, *forward, mask=mask)
-            out_bw, h_bw, c_bw = lstm(x, *backward, mask=mask, reverse=True)
-            x = np.concatenate([out_fw, out_bw], -1)
-        final_h = np.concatenate([h_fw, h_bw], -1)
-        final_c = np.concatenate([c_fw, c_bw], -1)
+            outputs, h, c = bilstm(x, forward, backward, mask=mask)
+            x = np.concatenate([outputs[0], outputs[1]], -1)
+        final_h = np.concatenate([h[0], h[1]], -1)
+        final_c = np.concatenate([c[0], c[1]], -1)
         state: dict = {
             "h": tuple(np.tanh(final_h @ k + b) for k, b in self.bridge_h),
             "c": tuple(final_c @ k + b for k, b in self.bridge_c),

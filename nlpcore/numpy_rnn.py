@@ -104,3 +104,40 @@ def lstm(
         h, c = h_new, c_new
         outputs[:, t] = h
     return outputs, h, c
+
+
+def bilstm(
+    xs: np.ndarray,
+    forward: tuple[np.ndarray, np.ndarray, np.ndarray],
+    backward: tuple[np.ndarray, np.ndarray, np.ndarray],
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both directions of a bidirectional LSTM in one pass over time.
+
+    forward / backward: (kernel, recurrent_kernel, bias) of each direction.
+    Same results as :func:`lstm` forward and ``reverse=True``, but the two
+    directions step together (their time steps stacked into one batched
+    product), which halves the per-step overhead of short inputs. Returns
+    (outputs [2, B, T, H] in the original time order, last h [2, B, H], last
+    c [2, B, H]); index 0 is the forward direction.
+    """
+    batch, steps, _ = xs.shape
+    units = forward[1].shape[0]
+    projected = np.stack([xs @ forward[0] + forward[2], (xs @ backward[0] + backward[2])[:, ::-1]])  # [2, B, T, 4H]
+    recurrent = np.stack([forward[1], backward[1]])  # [2, H, 4H]
+    keep = None if mask is None else np.stack([mask, mask[:, ::-1]])[..., None]  # [2, B, T, 1]
+    h = np.zeros((2, batch, units), dtype=projected.dtype)
+    c = np.zeros_like(h)
+    outputs = np.zeros((2, batch, steps, units), dtype=projected.dtype)
+    for t in range(steps):
+        z = projected[:, :, t] + h @ recurrent
+        i, f, g, o = np.split(z, 4, axis=-1)
+        c_new = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h_new = sigmoid(o) * np.tanh(c_new)
+        if keep is not None:
+            c_new = np.where(keep[:, :, t], c_new, c)
+            h_new = np.where(keep[:, :, t], h_new, h)
+        h, c = h_new, c_new
+        outputs[:, :, t] = h
+    outputs[1] = outputs[1][:, ::-1].copy()
+    return outputs, h, c

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nlpcore.numpy_rnn import lstm, simple_rnn, softmax
+from nlpcore.numpy_rnn import bilstm, lstm, simple_rnn, softmax
 
 VOCAB = ["h", "e", "l", "o", "<EOS>"]
 W_XH = np.array([[-2.6, -1.6, -2.1], [1.2, 0.4, 0.3], [2.1, 1.9, -0.7], [-1.4, -1.5, 2.5], [-0.9, 0.4, -0.9]])
@@ -58,3 +58,17 @@ def test_lstm_matches_keras_with_mask(go_backwards):
     if not go_backwards:  # Keras returns backward outputs in reversed time order
         valid = mask[..., None]
         np.testing.assert_allclose(np.asarray(seq) * valid, out * valid, atol=1e-5)
+
+
+def test_bilstm_steps_both_directions_together_with_the_same_results():
+    rng = np.random.default_rng(5)
+    xs = rng.standard_normal((3, 6, 4)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]], bool)
+    forward, backward = ([rng.standard_normal(s).astype(np.float32) * 0.5 for s in ((4, 20), (5, 20), (20,))]
+                         for _ in range(2))
+    outputs, h, c = bilstm(xs, forward, backward, mask=mask)
+    for d, (weights, reverse) in enumerate(((forward, False), (backward, True))):
+        out_d, h_d, c_d = lstm(xs, *weights, mask=mask, reverse=reverse)
+        np.testing.assert_allclose(outputs[d], out_d, atol=1e-6)
+        np.testing.assert_allclose(h[d], h_d, atol=1e-6)
+        np.testing.assert_allclose(c[d], c_d, atol=1e-6)
