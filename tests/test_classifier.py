@@ -1,5 +1,6 @@
 """The classifier model, its NumPy twin and the sentiment training pipeline on fixture data."""
 
+import dataclasses
 import gzip
 import json
 
@@ -241,3 +242,9 @@ def test_pretraining_starts_the_classifier_from_the_encoder_lm(fixture_corpus):
     for name in ("embedding", "bilstm_0"):
         for a, b in zip(lm.get_layer(name).get_weights(), shipped.get_layer(name).get_weights()):
             np.testing.assert_allclose(a, b, atol=1e-5)
+
+    # Resumed with more pretraining epochs, only the missing one runs, after the earlier three.
+    longer = dataclasses.replace(config, pretrain_epochs=4)
+    again = load_package(train(longer, resume=True, verbose=0).path).card.extra["pretraining"]
+    assert again["history"]["loss"][:3] == losses and len(again["history"]["loss"]) == 4
+    assert again["seconds"] > pretraining["seconds"]

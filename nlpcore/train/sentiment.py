@@ -118,7 +118,8 @@ def pretrain_encoder(config: SentimentTrainConfig, tokenizer: Tokenizer, texts: 
     """Train the embedding and BiLSTM as forward / backward language models.
 
     Returns (the encoder LM, {"history", "seconds"}); the weights are kept in
-    ``run_dir`` so a resumed run does not pretrain again.
+    ``run_dir`` after each run, so a resumed run does not pretrain again, or
+    only runs the epochs it lacks (with a fresh optimizer state).
     """
     import keras
 
@@ -129,13 +130,20 @@ def pretrain_encoder(config: SentimentTrainConfig, tokenizer: Tokenizer, texts: 
     model_config = config.model
     keras.utils.set_random_seed(config.seed)
     lm = build_encoder_lm(model_config, config.pretrain_vocab, name="encoder_lm")
+    done, earlier = 0, {"history": {}, "seconds": 0.0}
     if resume and path.is_file() and summary_path.is_file():
         lm.load_weights(path)
-        return lm, json.loads(summary_path.read_text())
+        earlier = json.loads(summary_path.read_text())
+        done = len(earlier["history"].get("loss", []))
+        if done >= config.pretrain_epochs:
+            return lm, earlier
     started = time.time()
     data = EncoderLMBatches([clip(model_config, ids) for ids in tokenizer.encode(list(texts))],
                             config.pretrain_batch_size, model_config.max_length, config.pretrain_vocab,
                             seed=config.seed)
+    if done:  # the shuffles of the epochs still to run
+        data.epoch = done
+        data._make_batches()
     val = EncoderLMBatches([clip(model_config, ids) for ids in tokenizer.encode(list(val_texts))], 512,
                            model_config.max_length, config.pretrain_vocab, shuffle=False)
     print(f"pretraining the encoder as language models: {len(texts):,} texts, {len(data):,} batches per epoch",
@@ -143,9 +151,11 @@ def pretrain_encoder(config: SentimentTrainConfig, tokenizer: Tokenizer, texts: 
     lm.compile(optimizer=keras.optimizers.Adam(config.pretrain_learning_rate, clipnorm=config.clipnorm),
                loss={k: keras.losses.SparseCategoricalCrossentropy(from_logits=True)
                      for k in ("next_piece", "previous_piece")})
-    history = lm.fit(data, validation_data=val, epochs=config.pretrain_epochs, verbose=verbose)
-    summary = {"history": {k: [round(float(v), 4) for v in vs] for k, vs in history.history.items()},
-               "seconds": round(time.time() - started, 1)}
+    history = lm.fit(data, validation_data=val, epochs=config.pretrain_epochs, initial_epoch=done,
+                     verbose=verbose)
+    summary = {"history": {k: earlier["history"].get(k, []) + [round(float(v), 4) for v in vs]
+                           for k, vs in history.history.items()},
+               "seconds": round(earlier["seconds"] + time.time() - started, 1)}
     lm.save_weights(path)
     summary_path.write_text(json.dumps(summary))
     return lm, summary
