@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .numpy_rnn import bilstm, lstm, softmax
+from .numpy_rnn import BiLSTMWeights, bilstm, lstm, softmax
 from .tokenizer import PAD_ID
 
 if TYPE_CHECKING:
@@ -75,14 +75,14 @@ class NumpyClassifier:
             raise ValueError(f"no NumPy path for encoder {config.encoder!r}")
         self.config = config
         self.embedding = model.get_layer("embedding").get_weights()[0].astype(np.float32)
-        self.layers: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
+        self.layers: list[BiLSTMWeights | tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for i in range(config.layers):
             if config.encoder == "bilstm":
                 w = [a.astype(np.float32) for a in model.get_layer(f"bilstm_{i}").get_weights()]
-                self.layers.append([tuple(w[:3]), tuple(w[3:])])
+                self.layers.append(BiLSTMWeights.of(w[:3], w[3:]))
             else:
                 w = [a.astype(np.float32) for a in model.get_layer(f"lstm_{i}").get_weights()]
-                self.layers.append([tuple(w)])
+                self.layers.append(tuple(w))
         self.hidden = (
             [a.astype(np.float32) for a in model.get_layer("hidden").get_weights()] if config.dense_units else None
         )
@@ -92,12 +92,12 @@ class NumpyClassifier:
         ids = np.asarray(ids)[:, : self.config.max_length]
         mask = ids != PAD_ID
         x = self.embedding[ids]
-        for directions in self.layers:
-            if len(directions) == 1:
-                x = lstm(x, *directions[0], mask=mask)[0]
-            else:
-                outputs = bilstm(x, *directions, mask=mask)[0]
+        for layer in self.layers:
+            if isinstance(layer, BiLSTMWeights):
+                outputs = bilstm(x, layer, mask=mask)[0]
                 x = np.concatenate([outputs[0], outputs[1]], -1)
+            else:
+                x = lstm(x, *layer, mask=mask)[0]
         x = masked_pool(x, mask, self.config.pooling)
         if self.hidden is not None:
             x = np.maximum(x @ self.hidden[0] + self.hidden[1], 0.0)
@@ -151,7 +151,7 @@ class NumpySeq2Seq:
         self.encoder = []
         for bilstm in layers.encoder:
             w = [a.astype(np.float32) for a in bilstm.get_weights()]
-            self.encoder.append((tuple(w[:3]), tuple(w[3:])))
+            self.encoder.append(BiLSTMWeights.of(w[:3], w[3:]))
         self.bridge_h = [[a.astype(np.float32) for a in d.get_weights()] for d in layers.bridge_h]
         self.bridge_c = [[a.astype(np.float32) for a in d.get_weights()] for d in layers.bridge_c]
         decoder = layers.decoder
@@ -180,8 +180,8 @@ class NumpySeq2Seq:
         source = np.asarray(source)
         mask = source != PAD_ID
         x = self.source_embedding[source]
-        for forward, backward in self.encoder:
-            outputs, h, c = bilstm(x, forward, backward, mask=mask)
+        for layer in self.encoder:
+            outputs, h, c = bilstm(x, layer, mask=mask)
             x = np.concatenate([outputs[0], outputs[1]], -1)
         final_h = np.concatenate([h[0], h[1]], -1)
         final_c = np.concatenate([c[0], c[1]], -1)

@@ -9,6 +9,8 @@ H = hidden size, V = output size; inputs are row vectors, so a step is
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 
@@ -106,25 +108,35 @@ def lstm(
     return outputs, h, c
 
 
+class BiLSTMWeights(NamedTuple):
+    """A bidirectional LSTM's weights for :func:`bilstm`: each direction's
+    (kernel, recurrent_kernel, bias) and both recurrent kernels stacked
+    [2, H, 4H], made once with :meth:`of` rather than on every call."""
+
+    forward: tuple[np.ndarray, np.ndarray, np.ndarray]
+    backward: tuple[np.ndarray, np.ndarray, np.ndarray]
+    recurrent: np.ndarray
+
+    @classmethod
+    def of(cls, forward, backward) -> "BiLSTMWeights":
+        return cls(tuple(forward), tuple(backward), np.stack([forward[1], backward[1]]))
+
+
 def bilstm(
-    xs: np.ndarray,
-    forward: tuple[np.ndarray, np.ndarray, np.ndarray],
-    backward: tuple[np.ndarray, np.ndarray, np.ndarray],
-    mask: np.ndarray | None = None,
+    xs: np.ndarray, weights: BiLSTMWeights, mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Both directions of a bidirectional LSTM in one pass over time.
 
-    forward / backward: (kernel, recurrent_kernel, bias) of each direction.
     Same results as :func:`lstm` forward and ``reverse=True``, but the two
     directions step together (their time steps stacked into one batched
     product), which halves the per-step overhead of short inputs. Returns
     (outputs [2, B, T, H] in the original time order, last h [2, B, H], last
     c [2, B, H]); index 0 is the forward direction.
     """
+    forward, backward, recurrent = weights
     batch, steps, _ = xs.shape
     units = forward[1].shape[0]
     projected = np.stack([xs @ forward[0] + forward[2], (xs @ backward[0] + backward[2])[:, ::-1]])  # [2, B, T, 4H]
-    recurrent = np.stack([forward[1], backward[1]])  # [2, H, 4H]
     keep = None if mask is None else np.stack([mask, mask[:, ::-1]])[..., None]  # [2, B, T, 1]
     h = np.zeros((2, batch, units), dtype=projected.dtype)
     c = np.zeros_like(h)

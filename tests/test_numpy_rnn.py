@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nlpcore.numpy_rnn import bilstm, lstm, simple_rnn, softmax
+from nlpcore.numpy_rnn import BiLSTMWeights, bilstm, lstm, simple_rnn, softmax
 
 VOCAB = ["h", "e", "l", "o", "<EOS>"]
 W_XH = np.array([[-2.6, -1.6, -2.1], [1.2, 0.4, 0.3], [2.1, 1.9, -0.7], [-1.4, -1.5, 2.5], [-0.9, 0.4, -0.9]])
@@ -66,7 +66,7 @@ def test_bilstm_steps_both_directions_together_with_the_same_results():
     mask = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]], bool)
     forward, backward = ([rng.standard_normal(s).astype(np.float32) * 0.5 for s in ((4, 20), (5, 20), (20,))]
                          for _ in range(2))
-    outputs, h, c = bilstm(xs, forward, backward, mask=mask)
+    outputs, h, c = bilstm(xs, BiLSTMWeights.of(forward, backward), mask=mask)
     for d, (weights, reverse) in enumerate(((forward, False), (backward, True))):
         out_d, h_d, c_d = lstm(xs, *weights, mask=mask, reverse=reverse)
         np.testing.assert_allclose(outputs[d], out_d, atol=1e-6)
