@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .numpy_rnn import BiLSTMWeights, bilstm, lstm, softmax
+from .numpy_rnn import BiLSTMWeights, Matrix, bilstm, lstm, lstm_gates, softmax
 from .tokenizer import PAD_ID
 
 if TYPE_CHECKING:
@@ -149,13 +149,17 @@ class NumpySeq2Seq:
         self.source_embedding = arr(layers.source_embedding.embeddings)
         self.target_embedding = arr(layers.target_embedding.embeddings)
         self.encoder = []
-        for bilstm in layers.encoder:
-            w = [a.astype(np.float32) for a in bilstm.get_weights()]
+        for encoder_layer in layers.encoder:
+            w = [a.astype(np.float32) for a in encoder_layer.get_weights()]
             self.encoder.append(BiLSTMWeights.of(w[:3], w[3:]))
         self.bridge_h = [[a.astype(np.float32) for a in d.get_weights()] for d in layers.bridge_h]
         self.bridge_c = [[a.astype(np.float32) for a in d.get_weights()] for d in layers.bridge_c]
         decoder = layers.decoder
-        self.decoder = [tuple(a.astype(np.float32) for a in rnn.get_weights()) for rnn in decoder.rnn_layers]
+        # Each decoder layer's input and recurrent kernels stacked: one product of [x, h] per step.
+        self.decoder = []
+        for rnn in decoder.rnn_layers:
+            kernel, recurrent, bias = (a.astype(np.float32) for a in rnn.get_weights())
+            self.decoder.append((Matrix(np.concatenate([kernel, recurrent])), bias))
         attention = decoder.attention
         if config.attention == "luong":
             self.attention_kernel = arr(attention.kernel)
@@ -165,14 +169,15 @@ class NumpySeq2Seq:
             self.query_kernel = arr(attention.query_kernel)
             self.attention_bias = arr(attention.bias)
             self.scoring_vector = arr(attention.scoring_vector())
-        self.combine = arr(decoder.combine.kernel)
+        self.combine = Matrix(arr(decoder.combine.kernel))
         if config.tie_embeddings:
-            self.projection = arr(layers.projection.kernel)
-            self.output_kernel = np.ascontiguousarray(self.target_embedding.T)
+            self.projection = Matrix(arr(layers.projection.kernel))
+            self.output_kernel = Matrix(self.target_embedding.T)
             self.output_bias = arr(layers.target_embedding.bias)
         else:
             self.projection = None
-            self.output_kernel, self.output_bias = (a.astype(np.float32) for a in layers.logits.get_weights())
+            kernel, self.output_bias = (a.astype(np.float32) for a in layers.logits.get_weights())
+            self.output_kernel = Matrix(kernel)
 
     # ---------------------------------------------------------------- encoder
     def encode(self, source: np.ndarray) -> EncodedSource:
@@ -220,23 +225,22 @@ class NumpySeq2Seq:
     # ---------------------------------------------------------------- decoder
     def step(self, ids: np.ndarray, state: dict, encoded: EncodedSource) -> tuple[np.ndarray, dict, np.ndarray]:
         """One decoding step: ids [N] → (logits [N, V], new state, attention [N, S])."""
-        from .numpy_rnn import lstm_step
-
         x = self.target_embedding[np.asarray(ids)]
         if self.config.input_feeding:
             x = np.concatenate([x, state["feed"]], -1)
         hs, cs = [], []
-        for (kernel, recurrent, bias), h, c in zip(self.decoder, state["h"], state["c"]):
-            x, c = lstm_step(x, h, c, kernel, recurrent, bias)
+        for (kernel, bias), h, c in zip(self.decoder, state["h"], state["c"]):
+            x, c = lstm_gates(kernel.product(np.concatenate([x, h], -1)) + bias, c)
             hs.append(x)
             cs.append(c)
         context, weights = self.attend(x, encoded, state["item"])
-        out = np.concatenate([context, x], -1) @ self.combine
+        out = self.combine.product(np.concatenate([context, x], -1))
         if self.config.attention_activation == "tanh":
             out = np.tanh(out)
         elif self.config.attention_activation == "relu":
             out = np.maximum(out, 0.0)
-        logits = (out @ self.projection if self.projection is not None else out) @ self.output_kernel + self.output_bias
+        hidden = self.projection.product(out) if self.projection is not None else out
+        logits = self.output_kernel.product(hidden) + self.output_bias
         new_state = {"h": tuple(hs), "c": tuple(cs)}
         if self.config.input_feeding:
             new_state["feed"] = out

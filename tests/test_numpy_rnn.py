@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nlpcore.numpy_rnn import BiLSTMWeights, bilstm, lstm, simple_rnn, softmax
+from nlpcore.numpy_rnn import BiLSTMWeights, Matrix, bilstm, lstm, simple_rnn, softmax
 
 VOCAB = ["h", "e", "l", "o", "<EOS>"]
 W_XH = np.array([[-2.6, -1.6, -2.1], [1.2, 0.4, 0.3], [2.1, 1.9, -0.7], [-1.4, -1.5, 2.5], [-0.9, 0.4, -0.9]])
@@ -72,3 +72,22 @@ def test_bilstm_steps_both_directions_together_with_the_same_results():
         np.testing.assert_allclose(outputs[d], out_d, atol=1e-6)
         np.testing.assert_allclose(h[d], h_d, atol=1e-6)
         np.testing.assert_allclose(c[d], c_d, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5, 8, 9, 100])
+def test_matrix_product_in_column_blocks_equals_the_whole_product(rows):
+    rng = np.random.default_rng(rows)
+    w = rng.standard_normal((1000, 330)).astype(np.float32)  # 64-column blocks, the last one narrower
+    matrix = Matrix(w)
+    assert [b.shape[1] for b in matrix.blocks] == [64] * 5 + [10]
+    x = rng.standard_normal((rows, 1000)).astype(np.float32)
+    product = matrix.product(x)
+    assert product.shape == (rows, 330) and product.dtype == np.float32
+    np.testing.assert_allclose(product, x.astype(np.float64) @ w.astype(np.float64), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(matrix.product(np.asfortranarray(x)), product, rtol=1e-5, atol=1e-5)
+
+
+def test_matrix_keeps_a_narrow_matrix_whole():
+    w = np.ones((256, 256), np.float32)  # the 256 KB block is 256 columns wide: nothing to cut
+    assert Matrix(w).blocks == []
+    np.testing.assert_allclose(Matrix(w).product(np.ones((5, 256), np.float32)), np.full((5, 256), 256.0))
