@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nlpcore.config import load_config
 from nlpcore.packages import read_card, update_card
-from nlpcore.train.translation import TranslationTrainConfig, train
+from nlpcore.train.translation import TranslationTrainConfig, attention_comparison, train
 
 ATTENTIONS = ("luong", "bahdanau")
 
@@ -64,13 +64,11 @@ def main() -> None:
         card = read_card(args.card)
         shipped = card.extra.get("attention", base.model.attention)
         winner = max(ATTENTIONS, key=lambda a: (rows[a]["bleu"], a == shipped))
-        comparison = {a: {k: rows[a][k] for k in ("bleu", "chrf", "token_accuracy", "loss", "epochs",
-                                                    "train_seconds")} for a in ATTENTIONS}
-        comparison["budget"] = {"pairs": args.pairs, "epochs": args.epochs,
-                                "note": "same data, tokenizers, settings and validation split for each "
-                                        f"attention type (bench/compare_attention.py); {winner} wins"
-                                        + ("; the shipped model uses it, trained on the full budget"
-                                           if winner == shipped else "")}
+        comparison = attention_comparison(
+            {a: rows[a] for a in ATTENTIONS}, args.pairs, args.epochs,
+            "same data, tokenizers, settings and validation split for each attention type "
+            f"(bench/compare_attention.py); {winner} wins"
+            + ("; the shipped model uses it, trained on the full budget" if winner == shipped else ""))
         update_card(args.card, extra={**card.extra, "attention_comparison": comparison})
         print(f"card of {args.card} updated: {winner} wins")
 

@@ -29,22 +29,24 @@ def pad_batch(sequences: Sequence[Sequence[int]], max_length: int | None = None)
 class BucketedBatches(keras.utils.PyDataset):
     """Batches of similar-length sequences, padded per batch (less padding, faster epochs).
 
-    sequences: id lists; labels: [N] ints. Batches are reshuffled every epoch
-    (deterministically from ``seed`` and the epoch number) when ``shuffle``.
+    sequences: id lists; labels: [N] ints (None for a subclass that makes its
+    own targets). Batches are reshuffled every epoch (deterministically from
+    ``seed`` and the epoch number) when ``shuffle``; ``start_epoch`` > 0
+    continues that sequence of shuffles (a resumed run).
     class_weights: optional weight per label; batches then carry sample weights.
     """
 
     def __init__(self, sequences, labels, batch_size: int, max_length: int, shuffle: bool = True, seed: int = 0,
-                 class_weights: Sequence[float] | None = None):
+                 class_weights: Sequence[float] | None = None, start_epoch: int = 0):
         super().__init__(workers=1, use_multiprocessing=False)
         self.sequences = [list(s[:max_length]) for s in sequences]
-        self.labels = np.asarray(labels, dtype=np.int32)
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int32)
         self.weights = None if class_weights is None else np.asarray(class_weights, np.float32)[self.labels]
         self.batch_size = batch_size
         self.max_length = max_length
         self.shuffle = shuffle
         self.seed = seed
-        self.epoch = 0
+        self.epoch = start_epoch
         self._make_batches()
 
     def _make_batches(self) -> None:
@@ -271,8 +273,8 @@ class EncoderLMBatches(BucketedBatches):
     """
 
     def __init__(self, sequences, batch_size: int, max_length: int, output_vocab: int, shuffle: bool = True,
-                 seed: int = 0):
-        super().__init__(sequences, np.zeros(len(sequences), np.int32), batch_size, max_length, shuffle, seed)
+                 seed: int = 0, start_epoch: int = 0):
+        super().__init__(sequences, None, batch_size, max_length, shuffle, seed, start_epoch=start_epoch)
         self.output_vocab = output_vocab
 
     def __getitem__(self, index: int):

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -140,10 +140,7 @@ def pretrain_encoder(config: SentimentTrainConfig, tokenizer: Tokenizer, texts: 
     started = time.time()
     data = EncoderLMBatches([clip(model_config, ids) for ids in tokenizer.encode(list(texts))],
                             config.pretrain_batch_size, model_config.max_length, config.pretrain_vocab,
-                            seed=config.seed)
-    if done:  # the shuffles of the epochs still to run
-        data.epoch = done
-        data._make_batches()
+                            seed=config.seed, start_epoch=done)  # a resumed run: the shuffles of the epochs left
     val = EncoderLMBatches([clip(model_config, ids) for ids in tokenizer.encode(list(val_texts))], 512,
                            model_config.max_length, config.pretrain_vocab, shuffle=False)
     print(f"pretraining the encoder as language models: {len(texts):,} texts, {len(data):,} batches per epoch",

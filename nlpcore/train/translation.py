@@ -254,6 +254,15 @@ def evaluate_model(model, model_config: Seq2SeqConfig, source_tokenizer: Tokeniz
     }
 
 
+def attention_comparison(results: dict[str, dict], pairs: int, epochs: int, note: str) -> dict:
+    """A card's ``attention_comparison``: each attention type's validation figures
+    (BLEU, chrF, token accuracy, loss, epochs, training seconds) and the budget they had."""
+    fields = ("bleu", "chrf", "token_accuracy", "loss", "epochs", "train_seconds")
+    comparison: dict = {a: {k: r[k] for k in fields} for a, r in results.items()}
+    comparison["budget"] = {"pairs": pairs, "epochs": epochs, "note": note}
+    return comparison
+
+
 def train(config: TranslationTrainConfig, resume: bool = False, output: str | None = None, verbose: int = 2):
     """Train, evaluate on the validation split and write the package. Returns the Package."""
     from ..models.seq2seq import build_seq2seq
@@ -337,10 +346,10 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
                                  notes=ORIGIN_NOTES.get(origin, ""))
                       for (origin, license_), n in sorted(used.items()))
     license_ = config.license or resulting_license(used)
-    comparison = {a: {**r["summary"], "epochs": r["epochs"], "train_seconds": r["train_seconds"]}
-                  for a, r in compared.items()}
-    comparison["budget"] = {**budget, "note": "same data, settings and validation split for each attention type"
-                            + ("; the winner was then trained on the full budget" if reduced else "")}
+    comparison = attention_comparison(
+        {a: {**r["summary"], "epochs": r["epochs"], "train_seconds": r["train_seconds"]} for a, r in compared.items()},
+        budget["pairs"], budget["epochs"], "same data, settings and validation split for each attention type"
+        + ("; the winner was then trained on the full budget" if reduced else ""))
     card = ModelCard(
         name=config.name,
         task="translation",
