@@ -328,14 +328,6 @@ class NumpyLanguageModel:
         zeros = lambda: np.zeros((rows, self.config.units), dtype=np.float32)  # noqa: E731
         return {"h": tuple(zeros() for _ in self.layers), "c": tuple(zeros() for _ in self.layers)}
 
-    @staticmethod
-    def _cell(z: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        i, f, g, o = np.split(z, 4, axis=-1)
-        # sigmoid(x) = (tanh(x / 2) + 1) / 2, overflow-free
-        c = 0.5 * (np.tanh(0.5 * f) + 1.0) * c + 0.5 * (np.tanh(0.5 * i) + 1.0) * np.tanh(g)
-        h = 0.5 * (np.tanh(0.5 * o) + 1.0) * np.tanh(c)
-        return h, c
-
     def _inputs(self, ids: np.ndarray) -> np.ndarray:
         """First-layer input projections of ids (any shape) → [..., 4U]."""
         if self.input_table is not None:
@@ -350,7 +342,7 @@ class NumpyLanguageModel:
         x = None
         for i, (kernel, recurrent, bias) in enumerate(self.layers):
             z = (z_in if i == 0 else x @ kernel + bias) + state["h"][i] @ recurrent
-            x, c = self._cell(z, state["c"][i])
+            x, c = lstm_gates(z, state["c"][i])
             hs.append(x)
             cs.append(c)
         logits = x @ self.output_kernel + self.output_bias
@@ -369,7 +361,7 @@ class NumpyLanguageModel:
             h, c = state["h"][i], state["c"][i]
             outputs = np.empty((rows, steps, recurrent.shape[0]), dtype=np.float32)
             for t in range(steps):
-                h, c = self._cell(projected[:, t] + h @ recurrent, c)
+                h, c = lstm_gates(projected[:, t] + h @ recurrent, c)
                 outputs[:, t] = h
             hs.append(h)
             cs.append(c)

@@ -60,22 +60,6 @@ def lstm_gates(z: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return h, c
 
 
-def lstm_step(
-    x: np.ndarray,
-    h: np.ndarray,
-    c: np.ndarray,
-    kernel: np.ndarray,
-    recurrent_kernel: np.ndarray,
-    bias: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """One LSTM step with Keras' layout (gates i, f, c, o; sigmoid / tanh).
-
-    x: [B, D]; h, c: [B, H]; kernel: [D, 4H]; recurrent_kernel: [H, 4H];
-    bias: [4H]. Returns the new (h, c), each [B, H].
-    """
-    return lstm_gates(x @ kernel + h @ recurrent_kernel + bias, c)
-
-
 class Matrix:
     """A constant weight matrix w [K, N] for products ``x @ w`` with a few rows at a time.
 
@@ -101,10 +85,6 @@ class Matrix:
             [np.ascontiguousarray(self.whole[:, start : start + columns]) for start in range(0, width, columns)]
             if width > columns else []
         )
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.whole.shape
 
     def product(self, x: np.ndarray) -> np.ndarray:
         """x [R, K] → x @ w [R, N] (float32)."""

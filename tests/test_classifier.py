@@ -201,7 +201,6 @@ def test_encoder_lm_batches_shift_targets_both_ways():
     assert targets["next_piece"][second].tolist() == [7, 0, 0] and weights["next_piece"][second].tolist() == [1, 0, 0]
 
 
-
 def test_encoder_lm_batches_resume_the_sequence_of_shuffles():
     from nlpcore.train.common import EncoderLMBatches
 
@@ -212,6 +211,7 @@ def test_encoder_lm_batches_resume_the_sequence_of_shuffles():
     running.on_epoch_end()
     resumed = EncoderLMBatches(sequences, batch_size=4, max_length=8, output_vocab=8, seed=3, start_epoch=2)
     assert [list(b) for b in resumed.batches] == [list(b) for b in running.batches] != first_epoch
+
 
 @pytest.mark.slow
 def test_pretraining_starts_the_classifier_from_the_encoder_lm(fixture_corpus):
