@@ -173,6 +173,7 @@ class NumpySeq2Seq:
         if config.tie_embeddings:
             self.projection = Matrix(arr(layers.projection.kernel))
             self.output_kernel = Matrix(self.target_embedding.T)
+            self.target_embedding = self.output_kernel.whole.T  # a view: one copy of the shared matrix
             self.output_bias = arr(layers.target_embedding.bias)
         else:
             self.projection = None

@@ -60,6 +60,8 @@ def test_numpy_twin_matches_keras(config):
 
     model = randomized(config)
     twin = NumpySeq2Seq(model, config)
+    if config.tie_embeddings:  # the input embedding and the output kernel are one array
+        assert np.shares_memory(twin.target_embedding, twin.output_kernel.whole)
     encoded = twin.encode(SOURCE)
     keras_encoded = [np.asarray(t) for t in build_encoder(model, config)(SOURCE)]
     valid = SOURCE != PAD_ID
