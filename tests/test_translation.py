@@ -195,6 +195,55 @@ def test_time_budget_stops_training_at_a_batch_boundary(trained, tmp_path):
     assert len(history) == 2 and "val_loss" in history[0]
 
 
+def test_transfer_keeps_the_shared_side_and_starts_the_new_language_fresh(trained, tmp_path):
+    """init_from: a de→fr run on the en→fr package keeps its French tokenizer and every
+    weight but the source embedding (checked with a learning rate too small to move them)."""
+    import dataclasses
+
+    from nlpcore.train.translation import train
+
+    package, config = trained
+    german = "null eins zwei drei vier fünf sechs sieben acht neun".split()
+    corpus = tmp_path / "de-fr.tsv"
+    corpus.write_text("de\tfr\n" + "".join(f"{' '.join(german[EN.index(w)] for w in en.split())}\t{fr}\n"
+                                           for en, fr in number_pairs()), encoding="utf-8")
+    tuned = train(dataclasses.replace(
+        config, name="translate-de-fr", source="de", corpus=str(corpus), compare_attention=False, epochs=1,
+        learning_rate=1e-9, min_learning_rate=0.0, init_from=str(package.path),
+        model=dataclasses.replace(config.model, encoder_layers=2, dropout=0.2),  # the package's architecture wins
+        run_dir=str(tmp_path / "run")), output=str(tmp_path / "translate-de-fr"), verbose=0)
+
+    origin, model = package.load_model(), tuned.load_model()
+    assert tuned.tokenizer("target").to_bytes() == package.tokenizer("target").to_bytes()
+    assert tuned.tokenizer("source").encode_pieces("null sieben") == ["▁null", "▁sieben"]  # its own, German
+    assert tuned.config(type(config)).model.encoder_layers == config.model.encoder_layers == 1
+    assert tuned.config(type(config)).model.dropout == 0.2
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        same = [np.allclose(a, b, atol=1e-3) if a.shape == b.shape else False
+                for a, b in zip(layer.get_weights(), origin.get_layer(layer.name).get_weights())]
+        assert all(same) == (layer.name != "source_embedding"), layer.name
+    entry = tuned.card.extra["initialized_from"]
+    assert entry["package"] == "translate-en-fr" and entry["shared"] == ["target"]
+    assert entry["fresh_layers"] == ["source_embedding"]
+    assert any(d.notes.startswith("through translate-en-fr") for d in tuned.card.data)
+    assert "translate-en-fr's" in tuned.card.extra["tokenizers"]
+
+
+def test_transfer_needs_a_shared_language_and_keeps_the_attention(trained, tmp_path):
+    import dataclasses
+
+    from nlpcore.train.translation import TranslationTrainConfig, train
+
+    package, config = trained
+    with pytest.raises(ValueError, match="shares neither"):
+        train(dataclasses.replace(config, source="ko", target="en", compare_attention=False,
+                                  init_from=str(package.path), run_dir=str(tmp_path / "run")), verbose=0)
+    with pytest.raises(ValueError, match="compare_attention"):
+        TranslationTrainConfig(compare_attention=True, init_from="translate-fr-en")
+
+
 def test_time_budget_anneals_the_learning_rate_to_its_floor():
     import keras
     import numpy as np

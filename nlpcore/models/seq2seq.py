@@ -318,6 +318,27 @@ class Seq2SeqLayers:
         return logits, weights, final
 
 
+def fresh_layers(config: Seq2SeqConfig, source: bool, target: bool) -> tuple[str, ...]:
+    """The layers tied to a language's vocabulary: a side that changes language
+    (``True``) needs them anew, the rest of the model carries over."""
+    names = ("source_embedding",) if source else ()
+    if target:
+        names += ("target_embedding",) + (() if config.tie_embeddings else ("logits",))
+    return names
+
+
+def transfer_weights(origin: keras.Model, model: keras.Model, fresh: tuple[str, ...] = ()) -> list[str]:
+    """Copy ``origin``'s weights into ``model`` (built from the same architecture,
+    vocabulary sizes aside) layer by layer, except the layers named in ``fresh``,
+    which keep their initialisation. Returns the names of the copied layers."""
+    copied = []
+    for layer in model.layers:
+        if layer.weights and layer.name not in fresh:
+            layer.set_weights(origin.get_layer(layer.name).get_weights())
+            copied.append(layer.name)
+    return copied
+
+
 def build_seq2seq(config: Seq2SeqConfig, name: str = "seq2seq") -> keras.Model:
     """The teacher-forced training model ({source, target_in} → logits [B, T, V])."""
     layers = Seq2SeqLayers(config)

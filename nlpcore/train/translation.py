@@ -9,7 +9,11 @@ language on the training side, train the encoder–decoder with teacher forcing
 over length-bucketed batches (validation every epoch, learning rate halved
 when the validation loss stalls, early stopping, checkpoint + ``--resume``),
 then translate the validation split with beam search, score it with BLEU and
-chrF (sacrebleu) and write the package. With ``compare_attention`` a second
+chrF (sacrebleu) and write the package. With ``init_from`` the run starts
+from another translation package that shares a language with it (transfer
+learning for a small corpus, Zoph et al. 2016): the shared side keeps that
+package's tokenizer and embedding, everything else but the new language's
+embedding is copied. With ``compare_attention`` a second
 model with the other attention type is trained with identical settings; both
 are scored and the better one (validation BLEU) is shipped, the comparison
 going into the card.
@@ -28,7 +32,7 @@ import numpy as np
 
 from .. import data as corpora
 from ..models.seq2seq import Seq2SeqConfig
-from ..packages import DataSource, ModelCard, as_stored, write_package
+from ..packages import DataSource, ModelCard, Package, as_stored, find_package, load_package, write_package
 from ..tokenizer import Tokenizer, TokenizerConfig
 
 # Licence of a corpus's rows when the file has no per-row license column.
@@ -82,6 +86,14 @@ class TranslationTrainConfig:
     compare_pairs / compare_epochs: when set (> 0 and below the full budget),
         the two types are compared on that many training pairs and epochs
         first, and only the winner is then trained on the full budget.
+    init_from: a translation package (installed name or folder) to start from,
+        trained on a larger corpus with the same source or target language
+        (e.g. ``translate-fr-en`` for ko→en). Its architecture is kept (this
+        run's ``dropout`` applies); the shared language keeps its tokenizer and
+        embedding, the other language gets its own tokenizer and a fresh
+        embedding, and every other weight (encoder, attention, decoder) is
+        copied. Its training data is listed in the new card and counts
+        towards the new model's license.
     """
 
     name: str = "translate-en-fr"
@@ -115,12 +127,16 @@ class TranslationTrainConfig:
     compare_attention: bool = False
     compare_pairs: int = 0
     compare_epochs: int = 0
+    init_from: str = ""
     output: str = "runs/translate-en-fr/package"
     run_dir: str = "runs/translate-en-fr"
 
     def __post_init__(self):
         if self.weights_dtype not in ("float32", "float16"):  # checked before hours of training, not after
             raise ValueError(f"weights_dtype must be float32 or float16, not {self.weights_dtype!r}")
+        if self.init_from and self.compare_attention:
+            raise ValueError("compare_attention trains both attention types from scratch; "
+                             "a run with init_from keeps the attention of the package it starts from")
 
 
 # ====================================================================== data
@@ -189,11 +205,12 @@ def encode_pairs(pairs, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer
 
 # ====================================================================== training
 def fit_model(config: TranslationTrainConfig, model_config: Seq2SeqConfig, train_data, val_data, run_dir: Path,
-              resume: bool, verbose: int = 2):
-    """Train one model in ``run_dir`` (resumable); returns (model, history dict, seconds, epochs run)."""
+              resume: bool, verbose: int = 2, start_from: "Transfer | None" = None):
+    """Train one model in ``run_dir`` (resumable; from ``start_from``'s weights
+    when given); returns (model, history dict, seconds, epochs run)."""
     import keras
 
-    from ..models.seq2seq import build_seq2seq, compile_seq2seq
+    from ..models.seq2seq import build_seq2seq, compile_seq2seq, transfer_weights
     from .common import TimeBudget, prepare_run_dir, standard_callbacks
 
     run_dir = prepare_run_dir(run_dir, resume)
@@ -205,6 +222,8 @@ def fit_model(config: TranslationTrainConfig, model_config: Seq2SeqConfig, train
         model.load_weights(done)  # before compiling: the file holds no optimizer state
         summary = json.loads(summary_path.read_text())
         return model, summary["history"], summary["seconds"], summary["epochs"]
+    if start_from is not None:  # a resumed run then overwrites these from its backup
+        transfer_weights(start_from.package.load_model(), model, start_from.fresh)
     compile_seq2seq(model, config.learning_rate, config.clip_global_norm, config.label_smoothing)
     started = time.time()
     callbacks = standard_callbacks(run_dir, config.patience, monitor="val_loss")
@@ -223,6 +242,39 @@ def fit_model(config: TranslationTrainConfig, model_config: Seq2SeqConfig, train
     finished.save_weights(done)
     summary_path.write_text(json.dumps({"history": hist, "seconds": seconds, "epochs": len(hist.get("loss", []))}))
     return model, hist, seconds, len(hist.get("loss", []))
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A run's starting point (``init_from``): the package, the sides whose language
+    it shares, and the layers that start fresh (the other language's vocabulary)."""
+
+    package: Package
+    config: TranslationTrainConfig
+    shared: tuple[str, ...]
+    fresh: tuple[str, ...]
+
+    @classmethod
+    def open(cls, config: TranslationTrainConfig) -> "Transfer | None":
+        from ..models.seq2seq import fresh_layers
+
+        if not config.init_from:
+            return None
+        package = load_package(find_package(config.init_from))
+        origin = package.config(TranslationTrainConfig)
+        shared = tuple(side for side, a, b in (("source", origin.source, config.source),
+                                               ("target", origin.target, config.target)) if a == b)
+        if not shared:
+            raise ValueError(f"init_from {package.card.name} translates {origin.source}→{origin.target}: it shares "
+                             f"neither the source nor the target language of {config.source}→{config.target}")
+        fresh = fresh_layers(origin.model, "source" not in shared, "target" not in shared)
+        return cls(package, origin, shared, fresh)
+
+    def card_entry(self) -> dict:
+        card = self.package.card
+        return {"package": card.name, "version": card.version, "metrics": card.metrics,
+                "shared": list(self.shared), "fresh_layers": list(self.fresh),
+                "epochs_run": card.extra.get("epochs_run"), "train_seconds": card.extra.get("train_seconds")}
 
 
 def _csv_history(path: Path) -> dict[str, list[float]]:
@@ -271,14 +323,27 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
     started = time.time()
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    transfer = Transfer.open(config)
     train_pairs, val_pairs, used = load_pairs(config)
     print(f"pairs: {len(train_pairs):,} train, {len(val_pairs):,} validation; rows used: "
           + ", ".join(f"{o} ({l}) {n:,}" for (o, l), n in used.items()), flush=True)
-    source_tokenizer = _tokenizer(run_dir / "source.model", (p.source for p in train_pairs),
-                                  config.source_tokenizer, resume)
-    target_tokenizer = _tokenizer(run_dir / "target.model", (p.target for p in train_pairs),
-                                  config.target_tokenizer, resume)
-    model_config = dataclasses.replace(config.model, src_vocab_size=source_tokenizer.vocab_size,
+
+    def side_tokenizer(side: str, texts) -> Tokenizer:
+        if transfer is not None and side in transfer.shared:
+            tokenizer = transfer.package.tokenizer(side)
+            tokenizer.save(run_dir / f"{side}.model")
+            return tokenizer
+        return _tokenizer(run_dir / f"{side}.model", texts, getattr(config, f"{side}_tokenizer"), resume)
+
+    source_tokenizer = side_tokenizer("source", (p.source for p in train_pairs))
+    target_tokenizer = side_tokenizer("target", (p.target for p in train_pairs))
+    model_config = config.model
+    if transfer is not None:  # the package's architecture and shared tokenizers, this run's dropout
+        model_config = dataclasses.replace(transfer.config.model, dropout=config.model.dropout)
+        config = dataclasses.replace(config, **{f"{side}_tokenizer": getattr(transfer.config, f"{side}_tokenizer")
+                                                for side in transfer.shared})
+        print(json.dumps({"initialized_from": transfer.card_entry()}, ensure_ascii=False), flush=True)
+    model_config = dataclasses.replace(model_config, src_vocab_size=source_tokenizer.vocab_size,
                                        tgt_vocab_size=target_tokenizer.vocab_size)
 
     x_src, x_tgt = encode_pairs(train_pairs, source_tokenizer, target_tokenizer)
@@ -303,7 +368,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
         print(f"--- {folder}: {attention} attention, {data.pairs:,} pairs, up to {epochs} epochs", flush=True)
         model, history, seconds, epochs_run = fit_model(
             dataclasses.replace(config, epochs=epochs), variant_config, data, val_data, run_dir / folder, resume,
-            verbose)
+            verbose, transfer)
         model.set_weights(as_stored(model.get_weights(), config.weights_dtype))  # evaluate what ships
         evaluation = evaluate_model(model, variant_config, source_tokenizer, target_tokenizer, val_pairs, config)
         best = int(np.argmin(history["val_loss"])) if history.get("val_loss") else -1
@@ -345,6 +410,16 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
     used_rows = tuple(DataSource(f"{config.corpus}:{origin}", rows=n, license=license_,
                                  notes=ORIGIN_NOTES.get(origin, ""))
                       for (origin, license_), n in sorted(used.items()))
+    tokenizers, extra_transfer = TOKENIZER_CHOICE, {}
+    if transfer is not None:  # its data shaped the weights too: listed, and counted in the license
+        init_card = transfer.package.card
+        used_rows += tuple(dataclasses.replace(d, notes=f"through {init_card.name} (init_from): {d.notes}")
+                           for d in init_card.data)
+        used = {**used, **{(d.name, d.license): d.rows for d in init_card.data}}
+        tokenizers += (" " + " and ".join(f"the {side} model" for side in transfer.shared).capitalize()
+                       + f" {'is' if len(transfer.shared) == 1 else 'are'} {init_card.name}'s, kept with the "
+                       "weights this model started from.")
+        extra_transfer = {"initialized_from": transfer.card_entry()}
     license_ = config.license or resulting_license(used)
     comparison = attention_comparison(
         {a: {**r["summary"], "epochs": r["epochs"], "train_seconds": r["train_seconds"]} for a, r in compared.items()},
@@ -364,13 +439,14 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
             "target_language": config.target,
             "attention": chosen,
             "attention_comparison": comparison,
-            "tokenizers": TOKENIZER_CHOICE,
+            "tokenizers": tokenizers,
             "excluded_licenses": list(config.exclude_licenses),
             "epochs_run": final["epochs"],
             "train_seconds": final["train_seconds"],
             "total_seconds": round(time.time() - started, 1),
             "parameters": int(final["model"].count_params()),
             "training_pairs": len(x_src),
+            **extra_transfer,
         },
     )
     shipped_config = dataclasses.replace(config, model=final["config"])
