@@ -249,7 +249,7 @@ def _eval_translation(args: argparse.Namespace) -> int:
     from .data import CorpusError, numbered_rows
     from .packages import PackageError, find_package, load_package
     from .services import TranslateOptions
-    from .train.translation import TranslationTrainConfig, load_pairs
+    from .train.translation import TranslationTrainConfig, load_pairs, scores_by_origin
     from .translation import TranslationModel
 
     try:
@@ -266,7 +266,9 @@ def _eval_translation(args: argparse.Namespace) -> int:
             split = (f"validation split of {config.corpus} ({config.validation_fraction:.0%} hash split "
                      f"on the source sentence)")
         model = TranslationModel.from_package(package)
-        scores, _ = model.evaluate(sources, references, TranslateOptions(beam_size=args.beam))
+        scores, hypotheses = model.evaluate(sources, references, TranslateOptions(beam_size=args.beam))
+        if not args.input and (by_origin := scores_by_origin(pairs, hypotheses, config.corpus)):
+            scores["by_origin"] = by_origin  # a corpus of several sources: each one's figures too
     except (PackageError, CorpusError, ValueError) as exc:
         return fail(str(exc))
     record = {"model": args.model, "split": split, **scores}

@@ -134,6 +134,19 @@ def test_license_of_used_rows():
     assert "non-commercial" in resulting_license({("kss-kosp2e", "CC-BY-NC-SA-4.0"): 1, ("news", "CC-BY-SA-3.0"): 1})
 
 
+def test_scores_by_origin_of_a_mixed_corpus():
+    from nlpcore.data import Pair
+    from nlpcore.train.translation import scores_by_origin
+
+    pairs = [Pair(f"문장 {i}", f"the cat sat on mat number {i}", o, "CC-BY-SA-3.0")
+             for i, o in enumerate(["news", "jhe"] * 4)]
+    hypotheses = [p.target if p.origin == "jhe" else "a dog" for p in pairs]
+    scores = scores_by_origin(pairs, hypotheses, "ko-en")
+    assert set(scores) == {"jhe", "news"} and scores["jhe"]["sentences"] == scores["news"]["sentences"] == 4
+    assert scores["jhe"]["bleu"] == 100.0 and scores["news"]["bleu"] < 5
+    assert scores_by_origin([Pair("one", "un")], ["un"], "en-fr") == {}  # one source: nothing to split
+
+
 def test_excluded_licenses_drop_rows(tmp_path):
     from nlpcore.train.translation import TranslationTrainConfig, load_pairs
 

@@ -301,9 +301,26 @@ def evaluate_model(model, model_config: Seq2SeqConfig, source_tokenizer: Tokeniz
     scores, hypotheses = runner.evaluate([p.source for p in pairs], [p.target for p in pairs], options)
     return {
         **scores,
+        "by_origin": scores_by_origin(pairs, hypotheses, config.corpus),
         "samples": [{"source": p.source, "reference": p.target, "translation": h}
                     for p, h in list(zip(pairs, hypotheses))[:samples]],
     }
+
+
+def scores_by_origin(pairs, hypotheses, corpus: str) -> dict[str, dict]:
+    """BLEU and chrF of each source of a mixed corpus ({} when it has one):
+    a Korean news sentence and a textbook one are not equally hard."""
+    from ..evaluate import bleu_chrf
+
+    groups: dict[str, tuple[list[str], list[str]]] = {}
+    for pair, hypothesis in zip(pairs, hypotheses):
+        hyps, refs = groups.setdefault(row_license(corpus, pair)[0], ([], []))
+        hyps.append(hypothesis)
+        refs.append(pair.target)
+    if len(groups) < 2:
+        return {}
+    return {origin: {k: round(v, 2) if isinstance(v, float) else v for k, v in bleu_chrf(*group).items()}
+            for origin, group in sorted(groups.items())}
 
 
 def attention_comparison(results: dict[str, dict], pairs: int, epochs: int, note: str) -> dict:
@@ -447,6 +464,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
             "parameters": int(final["model"].count_params()),
             "training_pairs": len(x_src),
             **extra_transfer,
+            **({"validation_by_origin": final["evaluation"]["by_origin"]} if final["evaluation"]["by_origin"] else {}),
         },
     )
     shipped_config = dataclasses.replace(config, model=final["config"])
