@@ -147,6 +147,26 @@ def test_scores_by_origin_of_a_mixed_corpus():
     assert scores_by_origin([Pair("one", "un")], ["un"], "en-fr") == {}  # one source: nothing to split
 
 
+def test_normalize_text_repairs_news_rows(tmp_path):
+    import dataclasses
+
+    from nlpcore.train.translation import TranslationTrainConfig, load_pairs, normalize_text
+
+    assert normalize_text("PHNOM PENH, Cambodia (CNN) &#8212; Cambodia has sent") == "Cambodia has sent"
+    assert normalize_text("(CNN) &#8212; Barack Obama¡¯s campaign") == "Barack Obama’s campaign"
+    assert normalize_text("TOKYO, Japan (CNN) -- Two hundred") == "Two hundred"
+    assert normalize_text("Se&ntilde;or said ¡°yes¡±") == "Señor said “yes”"
+    for kept in ("I saw it on CNN.", "He quoted (CNN) as a source.", "Tom & Mary", "정말 재미있다"):
+        assert normalize_text(kept) == kept
+
+    corpus = tmp_path / "ko-en.tsv"
+    corpus.write_text("ko\ten\n오바마 캠페인\t(CNN) &#8212; Obama¡¯s campaign\n빈 줄\t(CNN)\n", encoding="utf-8")
+    config = TranslationTrainConfig(source="ko", target="en", corpus=str(corpus), validation_fraction=0.0)
+    assert [p.target for p in load_pairs(config)[0]] == ["(CNN) &#8212; Obama¡¯s campaign", "(CNN)"]
+    cleaned = load_pairs(dataclasses.replace(config, normalize_text=True))[0]
+    assert [(p.source, p.target) for p in cleaned] == [("오바마 캠페인", "Obama’s campaign")]  # nothing left: dropped
+
+
 def test_excluded_licenses_drop_rows(tmp_path):
     from nlpcore.train.translation import TranslationTrainConfig, load_pairs
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import html
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,10 @@ class TranslationTrainConfig:
     corpus: a corpus name of :data:`nlpcore.data.CORPORA` (``en-fr``, ``ko-en``) or a file.
     exclude_licenses: rows with these licenses are not used (e.g. ``CC-BY-NC-SA-4.0``
         for a commercially usable model).
+    normalize_text: repair both sides before anything else: HTML entities
+        unescaped (``&#8212;``), quotes decoded from CP949 mojibake (``¡¯``)
+        and news datelines (``TOKYO, Japan (CNN) — ``), which the other
+        language does not carry, dropped (see :func:`normalize_text`).
     validation_fraction / split_salt: the hash split on the source sentence.
     max_train_pairs: 0 for all; a number draws that many pairs (quick runs).
     max_validation_pairs: 0 for all; caps the beam-search evaluation.
@@ -103,6 +109,7 @@ class TranslationTrainConfig:
     license: str = ""
     corpus: str = "en-fr"
     exclude_licenses: tuple[str, ...] = ()
+    normalize_text: bool = False
     validation_fraction: float = 0.05
     split_salt: str = "malbeot"
     max_train_pairs: int = 0
@@ -140,6 +147,19 @@ class TranslationTrainConfig:
 
 
 # ====================================================================== data
+# Quotes of CP949 text read as Latin-1, as in part of the ko-en news rows.
+MOJIBAKE = {"¡¯": "’", "¡®": "‘", "¡°": "“", "¡±": "”", "¡¦": "…"}
+DATELINE = re.compile(r"^(?:[A-Z][\w.'-]*(?:[ ,]+[A-Z][\w.'-]*)*,? )?\(CNN\)\s*(?:—|--|-)?\s*")
+
+
+def normalize_text(text: str) -> str:
+    """Unescape HTML entities, repair mojibake quotes, drop a leading news dateline."""
+    text = html.unescape(text)
+    for broken, fixed in MOJIBAKE.items():
+        text = text.replace(broken, fixed)
+    return DATELINE.sub("", text).strip()
+
+
 def pair_key(text: str) -> str:
     """What the split hashes: the sentence with its spacing and case normalised."""
     return " ".join(text.lower().split())
@@ -158,6 +178,10 @@ def load_pairs(config: TranslationTrainConfig):
     used: dict[tuple[str, str], int] = {}
     excluded = set(config.exclude_licenses)
     for pair in corpora.read_parallel(corpora.corpus_path(config.corpus), config.source, config.target):
+        if config.normalize_text:
+            pair = dataclasses.replace(pair, source=normalize_text(pair.source), target=normalize_text(pair.target))
+            if not (pair.source and pair.target):
+                continue
         origin, license_ = row_license(config.corpus, pair)
         if license_ in excluded:
             continue
