@@ -260,6 +260,11 @@ def test_transfer_keeps_the_shared_side_and_starts_the_new_language_fresh(traine
     entry = tuned.card.extra["initialized_from"]
     assert entry["package"] == "translate-en-fr" and entry["shared"] == ["target"]
     assert entry["fresh_layers"] == ["source_embedding"]
+    assert "init_from" in tuned.card.extra["attention_comparison"]["budget"]["note"]
+    subsets = entry["validation_subsets"]  # the French of most validation pairs was in the package's training
+    assert set(subsets) <= {"seen by translate-en-fr", "unseen"} and subsets["seen by translate-en-fr"]["sentences"]
+    evaluation = json.loads(tuned.file("evaluation.json").read_text())["runs"][tuned.card.extra["attention"]]
+    assert sum(s["sentences"] for s in subsets.values()) == evaluation["evaluation"]["sentences"]
     assert any(d.notes.startswith("through translate-en-fr") for d in tuned.card.data)
     assert "translate-en-fr's" in tuned.card.extra["tokenizers"]
 

@@ -294,6 +294,14 @@ class Transfer:
         fresh = fresh_layers(origin.model, "source" not in shared, "target" not in shared)
         return cls(package, origin, shared, fresh)
 
+    def seen(self, pairs) -> list[bool]:
+        """Per pair: is its sentence in the shared language one this package was
+        trained on? (Such validation pairs are easier: its decoder or encoder knows them.)"""
+        trained, _, _ = load_pairs(self.config)
+        side = self.shared[0]
+        known = {pair_key(getattr(p, side)) for p in trained}
+        return [pair_key(getattr(p, side)) in known for p in pairs]
+
     def card_entry(self) -> dict:
         card = self.package.card
         return {"package": card.name, "version": card.version, "metrics": card.metrics,
@@ -314,8 +322,10 @@ def _csv_history(path: Path) -> dict[str, list[float]]:
 
 
 def evaluate_model(model, model_config: Seq2SeqConfig, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer,
-                   pairs, config: TranslationTrainConfig, samples: int = 20) -> dict:
-    """Beam-search the validation pairs; BLEU, chrF, speed and sample translations."""
+                   pairs, config: TranslationTrainConfig, samples: int = 20,
+                   subsets: dict[str, list[bool]] | None = None) -> dict:
+    """Beam-search the validation pairs; BLEU, chrF, speed and sample translations
+    (and the scores of each named subset of the pairs, a flag per pair)."""
     from ..services import TranslateOptions
     from ..translation import TranslationModel
 
@@ -326,25 +336,32 @@ def evaluate_model(model, model_config: Seq2SeqConfig, source_tokenizer: Tokeniz
     return {
         **scores,
         "by_origin": scores_by_origin(pairs, hypotheses, config.corpus),
+        "subsets": grouped_scores(pairs, hypotheses, subsets or {}),
         "samples": [{"source": p.source, "reference": p.target, "translation": h}
                     for p, h in list(zip(pairs, hypotheses))[:samples]],
     }
 
 
+def grouped_scores(pairs, hypotheses, groups: dict[str, list[bool]]) -> dict[str, dict]:
+    """BLEU and chrF (sacrebleu) of each named group of pairs (a flag per pair); empty groups are left out."""
+    from ..evaluate import bleu_chrf
+
+    scores = {}
+    for name, flags in groups.items():
+        if any(flags):
+            chosen = [(h, p.target) for h, p, f in zip(hypotheses, pairs, flags) if f]
+            scores[name] = {k: round(v, 2) if isinstance(v, float) else v
+                            for k, v in bleu_chrf(*map(list, zip(*chosen))).items()}
+    return scores
+
+
 def scores_by_origin(pairs, hypotheses, corpus: str) -> dict[str, dict]:
     """BLEU and chrF of each source of a mixed corpus ({} when it has one):
     a Korean news sentence and a textbook one are not equally hard."""
-    from ..evaluate import bleu_chrf
-
-    groups: dict[str, tuple[list[str], list[str]]] = {}
-    for pair, hypothesis in zip(pairs, hypotheses):
-        hyps, refs = groups.setdefault(row_license(corpus, pair)[0], ([], []))
-        hyps.append(hypothesis)
-        refs.append(pair.target)
-    if len(groups) < 2:
+    origins = [row_license(corpus, p)[0] for p in pairs]
+    if len(set(origins)) < 2:
         return {}
-    return {origin: {k: round(v, 2) if isinstance(v, float) else v for k, v in bleu_chrf(*group).items()}
-            for origin, group in sorted(groups.items())}
+    return grouped_scores(pairs, hypotheses, {o: [x == o for x in origins] for o in sorted(set(origins))})
 
 
 def attention_comparison(results: dict[str, dict], pairs: int, epochs: int, note: str) -> dict:
@@ -378,12 +395,14 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
 
     source_tokenizer = side_tokenizer("source", (p.source for p in train_pairs))
     target_tokenizer = side_tokenizer("target", (p.target for p in train_pairs))
-    model_config = config.model
+    model_config, subsets = config.model, None
     if transfer is not None:  # the package's architecture and shared tokenizers, this run's dropout
         model_config = dataclasses.replace(transfer.config.model, dropout=config.model.dropout)
         config = dataclasses.replace(config, **{f"{side}_tokenizer": getattr(transfer.config, f"{side}_tokenizer")
                                                 for side in transfer.shared})
         print(json.dumps({"initialized_from": transfer.card_entry()}, ensure_ascii=False), flush=True)
+        seen = transfer.seen(val_pairs)
+        subsets = {f"seen by {transfer.package.card.name}": seen, "unseen": [not f for f in seen]}
     model_config = dataclasses.replace(model_config, src_vocab_size=source_tokenizer.vocab_size,
                                        tgt_vocab_size=target_tokenizer.vocab_size)
 
@@ -411,7 +430,8 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
             dataclasses.replace(config, epochs=epochs), variant_config, data, val_data, run_dir / folder, resume,
             verbose, transfer)
         model.set_weights(as_stored(model.get_weights(), config.weights_dtype))  # evaluate what ships
-        evaluation = evaluate_model(model, variant_config, source_tokenizer, target_tokenizer, val_pairs, config)
+        evaluation = evaluate_model(model, variant_config, source_tokenizer, target_tokenizer, val_pairs, config,
+                                    subsets=subsets)
         best = int(np.argmin(history["val_loss"])) if history.get("val_loss") else -1
         result = {
             "model": model, "config": variant_config, "history": history, "train_seconds": round(seconds, 1),
@@ -460,11 +480,17 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
         tokenizers += (" " + " and ".join(f"the {side} model" for side in transfer.shared).capitalize()
                        + f" {'is' if len(transfer.shared) == 1 else 'are'} {init_card.name}'s, kept with the "
                        "weights this model started from.")
-        extra_transfer = {"initialized_from": transfer.card_entry()}
+        extra_transfer = {"initialized_from": {
+            **transfer.card_entry(), "validation_subsets": final["evaluation"]["subsets"],
+            "subsets_note": f"validation pairs whose {transfer.shared[0]} sentence {init_card.name} was "
+                            "trained on (with another language on the other side) are easier; the unseen "
+                            "subset measures the transfer alone"}}
     license_ = config.license or resulting_license(used)
     comparison = attention_comparison(
         {a: {**r["summary"], "epochs": r["epochs"], "train_seconds": r["train_seconds"]} for a, r in compared.items()},
-        budget["pairs"], budget["epochs"], "same data, settings and validation split for each attention type"
+        budget["pairs"], budget["epochs"],
+        f"one attention type, that of {transfer.package.card.name} (init_from)" if transfer is not None else
+        "same data, settings and validation split for each attention type"
         + ("; the winner was then trained on the full budget" if reduced else ""))
     card = ModelCard(
         name=config.name,
