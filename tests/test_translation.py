@@ -498,6 +498,12 @@ def test_shipped_configs_load(direction, variant):
         assert config.target_tokenizer.character_coverage == 0.9995
     if config.source == "ko":
         assert config.source_tokenizer.character_coverage == 0.9995
+    if config.init_from:  # a shipped package that shares a language, without the attention comparison
+        from nlpcore.packages import find_package, load_package
+
+        origin = load_package(find_package(config.init_from)).config(TranslationTrainConfig)
+        assert origin.source == config.source or origin.target == config.target
+        assert not config.compare_attention
 
 
 def test_load_without_packages_says_so(tmp_path, monkeypatch):
