@@ -22,8 +22,8 @@ going into the card.
 from __future__ import annotations
 
 import dataclasses
-import json
 import html
+import json
 import random
 import re
 import time
@@ -302,11 +302,29 @@ class Transfer:
         known = {pair_key(getattr(p, side)) for p in trained}
         return [pair_key(getattr(p, side)) in known for p in pairs]
 
-    def card_entry(self) -> dict:
+    def card_entry(self, subsets: dict | None = None) -> dict:
+        """The new card's ``initialized_from``: the package, what was kept, and
+        the validation scores of the ``seen`` / unseen subsets when given."""
         card = self.package.card
-        return {"package": card.name, "version": card.version, "metrics": card.metrics,
-                "shared": list(self.shared), "fresh_layers": list(self.fresh),
-                "epochs_run": card.extra.get("epochs_run"), "train_seconds": card.extra.get("train_seconds")}
+        entry = {"package": card.name, "version": card.version, "metrics": card.metrics,
+                 "shared": list(self.shared), "fresh_layers": list(self.fresh),
+                 "epochs_run": card.extra.get("epochs_run"), "train_seconds": card.extra.get("train_seconds")}
+        if subsets is not None:
+            entry["validation_subsets"] = subsets
+            entry["subsets_note"] = (f"validation pairs whose {self.shared[0]} sentence {card.name} was trained on "
+                                     "(with another language on the other side) are easier; the unseen subset "
+                                     "measures the transfer alone")
+        return entry
+
+    def card_data(self) -> tuple[DataSource, ...]:
+        """The package's training data, which shaped the new weights too."""
+        card = self.package.card
+        return tuple(dataclasses.replace(d, notes=f"through {card.name} (init_from): {d.notes}") for d in card.data)
+
+    def tokenizer_note(self) -> str:
+        sides = " and ".join(f"the {side} model" for side in self.shared).capitalize()
+        verb = "is" if len(self.shared) == 1 else "are"
+        return f" {sides} {verb} {self.package.card.name}'s, kept with the weights this model started from."
 
 
 def _csv_history(path: Path) -> dict[str, list[float]]:
@@ -472,19 +490,11 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
                                  notes=ORIGIN_NOTES.get(origin, ""))
                       for (origin, license_), n in sorted(used.items()))
     tokenizers, extra_transfer = TOKENIZER_CHOICE, {}
-    if transfer is not None:  # its data shaped the weights too: listed, and counted in the license
-        init_card = transfer.package.card
-        used_rows += tuple(dataclasses.replace(d, notes=f"through {init_card.name} (init_from): {d.notes}")
-                           for d in init_card.data)
-        used = {**used, **{(d.name, d.license): d.rows for d in init_card.data}}
-        tokenizers += (" " + " and ".join(f"the {side} model" for side in transfer.shared).capitalize()
-                       + f" {'is' if len(transfer.shared) == 1 else 'are'} {init_card.name}'s, kept with the "
-                       "weights this model started from.")
-        extra_transfer = {"initialized_from": {
-            **transfer.card_entry(), "validation_subsets": final["evaluation"]["subsets"],
-            "subsets_note": f"validation pairs whose {transfer.shared[0]} sentence {init_card.name} was "
-                            "trained on (with another language on the other side) are easier; the unseen "
-                            "subset measures the transfer alone"}}
+    if transfer is not None:  # its data is listed and counts towards the license
+        used_rows += transfer.card_data()
+        used = {**used, **{(d.name, d.license): d.rows for d in transfer.card_data()}}
+        tokenizers += transfer.tokenizer_note()
+        extra_transfer = {"initialized_from": transfer.card_entry(final["evaluation"]["subsets"])}
     license_ = config.license or resulting_license(used)
     comparison = attention_comparison(
         {a: {**r["summary"], "epochs": r["epochs"], "train_seconds": r["train_seconds"]} for a, r in compared.items()},
