@@ -491,8 +491,9 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
                       for (origin, license_), n in sorted(used.items()))
     tokenizers, extra_transfer = TOKENIZER_CHOICE, {}
     if transfer is not None:  # its data is listed and counts towards the license
-        used_rows += transfer.card_data()
-        used = {**used, **{(d.name, d.license): d.rows for d in transfer.card_data()}}
+        init_data = transfer.card_data()
+        used_rows += init_data
+        used = {**used, **{(d.name, d.license): d.rows for d in init_data}}
         tokenizers += transfer.tokenizer_note()
         extra_transfer = {"initialized_from": transfer.card_entry(final["evaluation"]["subsets"])}
     license_ = config.license or resulting_license(used)
