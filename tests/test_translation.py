@@ -506,6 +506,18 @@ def test_shipped_configs_load(direction, variant):
         assert not config.compare_attention
 
 
+def test_batch_shapes_per_backend():
+    """JAX gets fixed-size batches with widths rounded to 16 (or the config's
+    pad_multiple); TensorFlow keeps the token cap and exact widths."""
+    from nlpcore.train.translation import TranslationTrainConfig, batch_shapes
+
+    default, gpu = TranslationTrainConfig(max_tokens=3000), TranslationTrainConfig(max_tokens=3000, pad_multiple=32)
+    assert batch_shapes(default, "jax") == (16, 0)
+    assert batch_shapes(gpu, "jax") == (32, 0)
+    assert batch_shapes(default, "tensorflow") == (1, 3000)
+    assert batch_shapes(gpu, "tensorflow") == (32, 3000)
+
+
 def test_load_without_packages_says_so(tmp_path, monkeypatch):
     from nlpcore.packages import PackageError
     from nlpcore.translation import Translator

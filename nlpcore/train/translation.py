@@ -75,6 +75,9 @@ class TranslationTrainConfig:
     source_tokenizer / target_tokenizer: the two SentencePiece models.
     batch_size: most pairs per batch; max_tokens: most padded tokens per batch (0 = no cap;
         ignored under JAX, which wants few distinct batch shapes).
+    pad_multiple: batch widths are rounded up to a multiple of this (0 = the
+        backend's choice: 16 under JAX, which compiles its train step once per
+        batch shape, 1 otherwise). A GPU run wants larger (32: a handful of shapes).
     learning_rate, lr_decay, min_learning_rate: Adam's rate, multiplied by
         ``lr_decay`` whenever the validation loss does not improve.
     clip_global_norm: gradient clipping by global norm; label_smoothing: ε.
@@ -119,6 +122,7 @@ class TranslationTrainConfig:
     model: Seq2SeqConfig = Seq2SeqConfig()
     batch_size: int = 64
     max_tokens: int = 3000
+    pad_multiple: int = 0
     epochs: int = 15
     learning_rate: float = 1e-3
     lr_decay: float = 0.5
@@ -430,10 +434,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
     dropped = len(x_src) - len(keep)
     x_src, x_tgt = [x_src[i] for i in keep], [x_tgt[i] for i in keep]
     v_src, v_tgt = encode_pairs(val_pairs, source_tokenizer, target_tokenizer)
-    # JAX compiles the train step once per batch shape: fixed batch sizes and widths
-    # rounded up to multiples of 16 keep that to a few dozen shapes.
-    jax = _backend() == "jax"
-    pad, max_tokens = (16, 0) if jax else (1, config.max_tokens)
+    pad, max_tokens = batch_shapes(config, _backend())
     train_data = ParallelBatches(x_src, x_tgt, config.batch_size, model_config.max_source_length,
                                  model_config.max_target_length, max_tokens, True, config.seed, pad)
     val_data = ParallelBatches(v_src, v_tgt, config.batch_size, model_config.max_source_length,
@@ -543,6 +544,16 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
     )
     print(json.dumps({"package": str(package.path), "attention": chosen, **final["summary"]}), flush=True)
     return package
+
+
+def batch_shapes(config: TranslationTrainConfig, backend: str) -> tuple[int, int]:
+    """(pad_multiple, max_tokens) of the training batches. JAX compiles the train
+    step once per batch shape: fixed batch sizes (no token cap) and widths
+    rounded up to multiples of 16 (or the config's ``pad_multiple``) keep that
+    to a few dozen shapes."""
+    if backend == "jax":
+        return config.pad_multiple or 16, 0
+    return config.pad_multiple or 1, config.max_tokens
 
 
 def _backend() -> str:
