@@ -288,3 +288,41 @@ def test_package_saved_under_jax_loads_under_tensorflow(tmp_path, tiny_tokenizer
     assert package.card.backend == "jax"
     logits = np.asarray(package.load_model()({"source": SOURCE, "target_in": TARGET_IN}))
     np.testing.assert_allclose(logits, np.load(tmp_path / "pkg.npy"), atol=1e-5)
+
+
+_CUDNN_SCRIPT = textwrap.dedent(
+    """
+    import json, keras
+    from nlpcore.models.classifier import ClassifierConfig, build_classifier
+    from nlpcore.models.language_model import LanguageModelConfig, build_language_model
+    from nlpcore.models.seq2seq import Seq2SeqConfig, build_seq2seq
+    models = {
+        "classifier": build_classifier(ClassifierConfig(vocab_size=50, embedding_dim=8, units=6)),
+        "language_model": build_language_model(LanguageModelConfig(vocab_size=50, embedding_dim=8, units=6)),
+        "carried_language_model": build_language_model(LanguageModelConfig(vocab_size=50, embedding_dim=8, units=6),
+                                                       carry_state_batch=2),
+        "seq2seq": build_seq2seq(Seq2SeqConfig(**json.loads(sys.argv[1]))),
+    }
+    print(json.dumps({name: [layer.use_cudnn for layer in model._flatten_layers()
+                             if isinstance(layer, keras.layers.LSTM)] for name, model in models.items()}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_lstms_stay_off_the_jax_cudnn_path():
+    """Under JAX every LSTM of the three model kinds runs on the lax.scan path
+    (models trained on JAX's cuDNN path stalled on a GPU); TensorFlow keeps its choice."""
+    import dataclasses
+
+    for backend, expected in (("jax", False), ("tensorflow", "auto")):
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        out = subprocess.run([sys.executable, "-c", "import sys\n" + _CUDNN_SCRIPT,
+                              json.dumps(dataclasses.asdict(CONFIGS[1]))],
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        flags = json.loads(out.stdout.strip().splitlines()[-1])
+        assert set(flags) == {"classifier", "language_model", "carried_language_model", "seq2seq"}
+        assert all(flags.values()), flags  # every model has its LSTMs
+        assert len(flags["seq2seq"]) == 2 * CONFIGS[1].encoder_layers + CONFIGS[1].decoder_layers
+        assert {flag for found in flags.values() for flag in found} == {expected}, (backend, flags)

@@ -14,7 +14,7 @@ from typing import Sequence, TypeVar
 
 import keras
 
-from .layers import MaskedPooling, NotEqual
+from .layers import MaskedPooling, NotEqual, lstm_layer
 
 ENCODERS = ("lstm", "bilstm", "conv_lstm")
 T = TypeVar("T")
@@ -97,7 +97,7 @@ def build_classifier(config: ClassifierConfig, name: str = "classifier") -> kera
         )
         mask = NotEqual(0, name="pooled_mask")(keras.ops.squeeze(mask, -1))
     for i in range(config.layers):
-        lstm = keras.layers.LSTM(config.units, return_sequences=True, name=f"lstm_{i}")
+        lstm = lstm_layer(config.units, return_sequences=True, name=f"lstm_{i}")
         if config.encoder != "lstm":
             lstm = keras.layers.Bidirectional(lstm, name=f"bilstm_{i}")
         x = lstm(x, mask=mask)
@@ -126,7 +126,7 @@ def build_encoder_lm(config: ClassifierConfig, output_vocab: int, name: str = "e
     mask = NotEqual(0, name="mask")(ids)
     x = keras.layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding")(ids)
     x = keras.layers.SpatialDropout1D(config.dropout, name="embedding_dropout")(x)
-    lstm = keras.layers.LSTM(config.units, return_sequences=True, name="lstm_0")
+    lstm = lstm_layer(config.units, return_sequences=True, name="lstm_0")
     forward, backward = keras.layers.Bidirectional(lstm, merge_mode=None, name="bilstm_0")(x, mask=mask)
     outputs = {}
     for key, states in (("next_piece", forward), ("previous_piece", backward)):

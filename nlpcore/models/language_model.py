@@ -38,6 +38,7 @@ import keras
 from keras import ops
 
 from .layers import TiedEmbedding as SharedTiedEmbedding
+from .layers import lstm_layer
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class CarriedStateLSTM(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units = int(units)
         self.batch_size = int(batch_size)
-        self.lstm = keras.layers.LSTM(self.units, return_sequences=True, return_state=True, name="lstm")
+        self.lstm = lstm_layer(self.units, return_sequences=True, return_state=True, name="lstm")
 
     def build(self, inputs_shape, restart_shape=None):
         self.lstm.build(inputs_shape)
@@ -154,7 +155,7 @@ def _layers(config: LanguageModelConfig, carry_state_batch: int = 0) -> dict[str
         if carry_state_batch:
             layers[f"lstm_{i}"] = CarriedStateLSTM(config.units, carry_state_batch, name=f"lstm_{i}")
         else:
-            layers[f"lstm_{i}"] = keras.layers.LSTM(
+            layers[f"lstm_{i}"] = lstm_layer(
                 config.units, return_sequences=True, return_state=True, name=f"lstm_{i}")
         layers[f"dropout_{i}"] = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")
     if config.projects:

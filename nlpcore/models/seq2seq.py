@@ -35,7 +35,7 @@ import keras
 from keras import ops
 
 from .attention import ATTENTION_TYPES, make_attention
-from .layers import NotEqual, TiedEmbedding
+from .layers import NotEqual, TiedEmbedding, lstm_layer
 
 ACTIVATIONS = ("tanh", "relu", "linear")
 
@@ -134,7 +134,7 @@ class AttentionDecoder(keras.layers.Layer):
             self.rnn_layers = [keras.layers.LSTMCell(units, name=f"lstm_cell_{i}") for i in range(num_layers)]
         else:
             self.rnn_layers = [
-                keras.layers.LSTM(units, return_sequences=True, return_state=True, name=f"lstm_{i}")
+                lstm_layer(units, return_sequences=True, return_state=True, name=f"lstm_{i}")
                 for i in range(num_layers)
             ]
         self.attention = make_attention(attention, attention_units, name="attention")
@@ -264,7 +264,7 @@ class Seq2SeqLayers:
         self.target_dropout = layer("target_dropout", lambda: keras.layers.Dropout(c.dropout, name="target_dropout"))
         self.encoder = [
             layer(f"encoder_{i}", lambda: keras.layers.Bidirectional(
-                keras.layers.LSTM(c.encoder_units, return_sequences=True, return_state=True), name=f"encoder_{i}"))
+                lstm_layer(c.encoder_units, return_sequences=True, return_state=True), name=f"encoder_{i}"))
             for i in range(c.encoder_layers)
         ]
         self.encoder_dropout = [
