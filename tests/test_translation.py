@@ -506,6 +506,19 @@ def test_shipped_configs_load(direction, variant):
         assert not config.compare_attention
 
 
+def test_gpu_config_loads():
+    from pathlib import Path
+
+    from nlpcore.config import load_config
+    from nlpcore.train.translation import TranslationTrainConfig
+
+    path = Path(__file__).resolve().parent.parent / "configs" / "translate-en-fr-gpu.yaml"
+    config = load_config(TranslationTrainConfig, path)
+    assert (config.name, config.source, config.target) == ("translate-en-fr", "en", "fr")
+    assert config.time_budget_minutes > 0 and config.pad_multiple >= 16 and config.max_tokens == 0
+    assert config.output.startswith(config.run_dir) and config.run_dir != "runs/translate-en-fr-cpu"
+
+
 def test_batch_shapes_per_backend():
     """JAX gets fixed-size batches with widths rounded to 16 (or the config's
     pad_multiple); TensorFlow keeps the token cap and exact widths."""
