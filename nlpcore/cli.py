@@ -255,6 +255,7 @@ def _eval_translation(args: argparse.Namespace) -> int:
     try:
         package = load_package(find_package(args.model))
         config = package.config(TranslationTrainConfig)
+        pairs = None  # the validation split's pairs (with their origins), when scoring that
         if args.input:
             columns = (args.source_column or config.source, args.target_column or config.target)
             rows = [row for _, row in numbered_rows(args.input, columns, _delimiter(args.input))]
@@ -267,7 +268,7 @@ def _eval_translation(args: argparse.Namespace) -> int:
                      f"on the source sentence)")
         model = TranslationModel.from_package(package)
         scores, hypotheses = model.evaluate(sources, references, TranslateOptions(beam_size=args.beam))
-        if not args.input and (by_origin := scores_by_origin(pairs, hypotheses, config.corpus)):
+        if pairs is not None and (by_origin := scores_by_origin(pairs, hypotheses, config.corpus)):
             scores["by_origin"] = by_origin  # a corpus of several sources: each one's figures too
     except (PackageError, CorpusError, ValueError) as exc:
         return fail(str(exc))
