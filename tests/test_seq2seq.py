@@ -292,7 +292,8 @@ def test_package_saved_under_jax_loads_under_tensorflow(tmp_path, tiny_tokenizer
 
 _CUDNN_SCRIPT = textwrap.dedent(
     """
-    import json, keras
+    import json, sys
+    import keras
     from nlpcore.models.classifier import ClassifierConfig, build_classifier
     from nlpcore.models.language_model import LanguageModelConfig, build_language_model
     from nlpcore.models.seq2seq import Seq2SeqConfig, build_seq2seq
@@ -317,7 +318,7 @@ def test_lstms_stay_off_the_jax_cudnn_path():
 
     for backend, expected in (("jax", False), ("tensorflow", "auto")):
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        out = subprocess.run([sys.executable, "-c", "import sys\n" + _CUDNN_SCRIPT,
+        out = subprocess.run([sys.executable, "-c", _CUDNN_SCRIPT,
                               json.dumps(dataclasses.asdict(CONFIGS[1]))],
                              env=env, capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr[-3000:]

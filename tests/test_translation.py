@@ -516,6 +516,7 @@ def test_gpu_config_loads():
     config = load_config(TranslationTrainConfig, path)
     assert (config.name, config.source, config.target) == ("translate-en-fr", "en", "fr")
     assert config.time_budget_minutes > 0 and config.pad_multiple >= 16 and config.max_tokens == 0
+    # its own run folder: a --resume never picks up the CPU recipe's checkpoints
     assert config.output.startswith(config.run_dir) and config.run_dir != "runs/translate-en-fr-cpu"
 
 
