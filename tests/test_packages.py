@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import subprocess
@@ -69,12 +70,24 @@ def test_round_trip(package, tiny_tokenizer):
     np.testing.assert_allclose(np.asarray(loaded(ids)), np.asarray(original(ids)), atol=1e-6)
 
 
-def test_float16_weights_halve_the_file_and_keep_outputs(package, tmp_path, tiny_tokenizer):
+def test_float16_weights_halve_the_file_and_keep_outputs(package, tmp_path, tiny_tokenizer, monkeypatch):
+    monkeypatch.setattr(packages, "COMPRESSED_SIZE", 2048)  # the tiny model's embedding (2,880 values) counts as large
     config = package.config(TinyConfig)
     model = tiny_model(config)
     small = packages.write_package(tmp_path / "f16", CARD, config, {"model": model}, weights_dtype="float16")
     assert small.card.extra["weights_dtype"] == "float16"
     assert small.card.files["model.keras"].size < package.card.files["model.keras"].size
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(small.file("model.keras")) as archive, \
+            h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
+        arrays = []
+        weights.visititems(lambda name, obj: arrays.append(obj) if isinstance(obj, h5py.Dataset) else None)
+        large = [a for a in arrays if a.size >= packages.COMPRESSED_SIZE]
+        assert large and all(a.compression == "gzip" and a.shuffle for a in large)  # lossless, smaller
+        assert all(a.compression is None for a in arrays if a.size < packages.COMPRESSED_SIZE)
     loaded = small.load_model()
     assert all(w.dtype == "float32" for w in loaded.weights)
     for stored, original in zip(loaded.get_weights(), model.get_weights()):
