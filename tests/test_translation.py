@@ -481,16 +481,22 @@ def test_service_module_imports_no_framework():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-@pytest.mark.parametrize("variant", ["", "-cpu"])
-@pytest.mark.parametrize("direction", ["en-fr", "fr-en", "ko-en", "en-ko"])
-def test_shipped_configs_load(direction, variant):
+def _repo_config(name: str):
+    """A translation config of the repository's configs/ folder."""
     from pathlib import Path
 
     from nlpcore.config import load_config
     from nlpcore.train.translation import TranslationTrainConfig
 
-    path = Path(__file__).resolve().parent.parent / "configs" / f"translate-{direction}{variant}.yaml"
-    config = load_config(TranslationTrainConfig, path)
+    return load_config(TranslationTrainConfig, Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml")
+
+
+@pytest.mark.parametrize("variant", ["", "-cpu"])
+@pytest.mark.parametrize("direction", ["en-fr", "fr-en", "ko-en", "en-ko"])
+def test_shipped_configs_load(direction, variant):
+    from nlpcore.train.translation import TranslationTrainConfig
+
+    config = _repo_config(f"translate-{direction}{variant}")
     assert (config.source, config.target) == tuple(direction.split("-"))
     assert config.name == f"translate-{direction}" and config.output.startswith(config.run_dir)
     assert (config.time_budget_minutes > 0) == (variant == "-cpu")
@@ -507,13 +513,7 @@ def test_shipped_configs_load(direction, variant):
 
 
 def test_gpu_config_loads():
-    from pathlib import Path
-
-    from nlpcore.config import load_config
-    from nlpcore.train.translation import TranslationTrainConfig
-
-    path = Path(__file__).resolve().parent.parent / "configs" / "translate-en-fr-gpu.yaml"
-    config = load_config(TranslationTrainConfig, path)
+    config = _repo_config("translate-en-fr-gpu")
     assert (config.name, config.source, config.target) == ("translate-en-fr", "en", "fr")
     assert config.time_budget_minutes > 0 and config.pad_multiple >= 16 and config.max_tokens == 0
     # its own run folder: a --resume never picks up the CPU recipe's checkpoints

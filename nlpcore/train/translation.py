@@ -502,8 +502,8 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
         {a: {**r["summary"], "epochs": r["epochs"], "train_seconds": r["train_seconds"]} for a, r in compared.items()},
         budget["pairs"], budget["epochs"],
         f"one attention type, that of {transfer.package.card.name} (init_from)" if transfer is not None else
-        "same data, settings and validation split for each attention type"
-        + ("; the winner was then trained on the full budget" if reduced else ""))
+        ("same data, settings and validation split for each attention type"
+         + ("; the winner was then trained on the full budget" if reduced else "")))
     card = ModelCard(
         name=config.name,
         task="translation",
