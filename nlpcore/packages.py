@@ -232,21 +232,45 @@ def _staged(target: Path) -> Iterator[Path]:
         raise
 
 
-def as_stored(weights: list, weights_dtype: str) -> list:
-    """Model weights as a package with ``weights_dtype`` will give them back
-    (float32 values rounded through float16 for ``"float16"``), so a trainer
-    can score exactly what it ships."""
+def as_stored(weights: list, weights_dtype: str, mantissa_bits: int = 10) -> list:
+    """Model weights as a package with ``weights_dtype`` (and ``mantissa_bits``)
+    will give them back (float32 values rounded through float16 for
+    ``"float16"``), so a trainer can score exactly what it ships."""
     import numpy as np
 
     if weights_dtype != "float16":
         return list(weights)
-    return [w.astype(np.float16).astype(w.dtype) if w.dtype == np.float32 else w for w in weights]
+    return [round_mantissa(w.astype(np.float16), mantissa_bits).astype(w.dtype) if w.dtype == np.float32 else w
+            for w in weights]
+
+
+FLOAT16_MANTISSA_BITS = 10
+
+
+def round_mantissa(values, bits: int = FLOAT16_MANTISSA_BITS):
+    """float16 ``values`` rounded to the nearest number with only the top
+    ``bits`` of the 10-bit mantissa set (10: unchanged). Each bit dropped
+    doubles the relative rounding error (2**-11 for float16) and leaves a
+    zero bit that the gzip filter of :func:`store_weights_as_float16` packs
+    away: about 1/16 of a large weight file per bit."""
+    import numpy as np
+
+    if not 1 <= bits <= FLOAT16_MANTISSA_BITS:
+        raise ValueError(f"mantissa bits must be 1 to {FLOAT16_MANTISSA_BITS}, not {bits}")
+    if bits == FLOAT16_MANTISSA_BITS:
+        return values
+    drop = FLOAT16_MANTISSA_BITS - bits
+    raw = np.asarray(values, np.float16).view(np.uint16).astype(np.uint32)
+    # Adding half of the dropped unit and masking rounds the magnitude to
+    # nearest; a carry runs into the exponent, which is the right result.
+    raw = (raw + (1 << (drop - 1))) & (0xFFFF & ~((1 << drop) - 1))
+    return raw.astype(np.uint16).view(np.float16)
 
 
 COMPRESSED_SIZE = 4096  # values; smaller arrays are not worth a filter
 
 
-def store_weights_as_float16(keras_file: Path) -> None:
+def store_weights_as_float16(keras_file: Path, mantissa_bits: int = FLOAT16_MANTISSA_BITS) -> None:
     """Rewrite the float32 weights inside a ``.keras`` file as float16, in place.
 
     The model's layers keep their float32 dtype: loading casts the stored
@@ -254,7 +278,10 @@ def store_weights_as_float16(keras_file: Path) -> None:
     (with weights rounded to float16's 11-bit mantissa). Arrays of
     ``COMPRESSED_SIZE`` values or more are also stored with HDF5's byte-shuffle
     and gzip filters, which h5py undoes on reading: lossless, about 9 % off a
-    translation model (the exponent bytes of float16 weights repeat).
+    translation model (the exponent bytes of float16 weights repeat). With
+    ``mantissa_bits`` below 10 every float16 array is also rounded by
+    :func:`round_mantissa` (lossy; a file already stored as float16 can be
+    rewritten so).
     """
     import io
     import zipfile
@@ -272,6 +299,7 @@ def store_weights_as_float16(keras_file: Path) -> None:
                 if isinstance(obj, h5py.Dataset):
                     data = obj[()]
                     data = data.astype(np.float16) if data.dtype == np.float32 else data
+                    data = round_mantissa(data, mantissa_bits) if data.dtype == np.float16 else data
                     packed = {"compression": "gzip", "shuffle": True} if data.size >= COMPRESSED_SIZE else {}
                     fout.create_dataset(name, data=data, **packed)
                 else:
@@ -298,6 +326,7 @@ def write_package(
     tokenizers: Mapping[str, Tokenizer] = {},
     files: Mapping[str, bytes | Path] = {},
     weights_dtype: str = "float32",
+    mantissa_bits: int = FLOAT16_MANTISSA_BITS,
 ) -> Package:
     """Write a complete package to ``path`` (replacing what is there) and return it.
 
@@ -305,7 +334,8 @@ def write_package(
     place, so a crash never leaves a half-written package under ``path``.
     ``created``, ``backend``, ``keras_version`` and ``files`` of the card are
     filled in here. ``weights_dtype="float16"`` stores the weights at half
-    size (see :func:`store_weights_as_float16`).
+    size (see :func:`store_weights_as_float16`), with ``mantissa_bits`` of
+    float16's 10 kept (fewer: a smaller file, see :func:`round_mantissa`).
     """
     if weights_dtype not in ("float32", "float16"):
         raise ValueError(f"weights_dtype must be float32 or float16, not {weights_dtype!r}")
@@ -317,7 +347,7 @@ def write_package(
         for name, model in models.items():
             model.save(staging / f"{name}.keras")
             if weights_dtype == "float16":
-                store_weights_as_float16(staging / f"{name}.keras")
+                store_weights_as_float16(staging / f"{name}.keras", mantissa_bits)
         for name, tokenizer in tokenizers.items():
             tokenizer.save(staging / f"{name}.model")
         for rel, content in files.items():
@@ -339,7 +369,9 @@ def write_package(
             keras_version=keras.__version__,
             files=entries,
             format_version=FORMAT_VERSION,
-            extra={**card.extra, "weights_dtype": weights_dtype},
+            extra={**card.extra, "weights_dtype": weights_dtype,
+                   **({"weights_mantissa_bits": mantissa_bits} if mantissa_bits < FLOAT16_MANTISSA_BITS
+                      and weights_dtype == "float16" else {})},
         )
         (staging / CARD_FILE).write_text(card.to_json(), encoding="utf-8")
     return load_package(path)

@@ -96,6 +96,39 @@ def test_float16_weights_halve_the_file_and_keep_outputs(package, tmp_path, tiny
         packages.write_package(tmp_path / "bad", CARD, config, {"model": model}, weights_dtype="int8")
 
 
+def test_round_mantissa_keeps_the_top_bits_and_rounds_to_nearest():
+    values = np.random.default_rng(0).normal(0, 0.1, 10_000).astype(np.float16)
+    np.testing.assert_array_equal(packages.round_mantissa(values, 10), values)
+    for bits in (9, 7):
+        rounded = packages.round_mantissa(values, bits)
+        assert rounded.dtype == np.float16
+        assert not np.any(rounded.view(np.uint16) & ((1 << (10 - bits)) - 1))  # the dropped bits are zero
+        normal = np.abs(values) >= np.finfo(np.float16).tiny
+        error = np.abs(rounded[normal].astype(np.float64) / values[normal] - 1)
+        assert error.max() <= 2.0 ** -(bits + 1)  # to nearest: half a unit of the last kept bit
+        assert error.max() > 2.0 ** -(bits + 2)  # and bits really went
+    # 1.999 (all mantissa bits set) rounds up into the next binade: 2.0.
+    assert packages.round_mantissa(np.array([1.999], np.float16), 9)[0] == 2.0
+    with pytest.raises(ValueError, match="mantissa"):
+        packages.round_mantissa(values, 0)
+
+
+def test_fewer_mantissa_bits_give_a_smaller_file_that_loads_what_was_scored(package, tmp_path, monkeypatch):
+    monkeypatch.setattr(packages, "COMPRESSED_SIZE", 2048)  # the embedding is compressed, as in a real model
+    config = package.config(TinyConfig)
+    model = tiny_model(config)
+    full = packages.write_package(tmp_path / "full", CARD, config, {"model": model}, weights_dtype="float16")
+    trimmed = packages.write_package(tmp_path / "trim", CARD, config, {"model": model}, weights_dtype="float16",
+                                     mantissa_bits=6)
+    assert trimmed.card.extra["weights_mantissa_bits"] == 6
+    assert "weights_mantissa_bits" not in full.card.extra
+    assert trimmed.card.files["model.keras"].size < full.card.files["model.keras"].size
+    stored = packages.as_stored(model.get_weights(), "float16", 6)
+    for loaded, expected in zip(trimmed.load_model().get_weights(), stored):
+        np.testing.assert_array_equal(loaded, expected)
+    assert any(not np.array_equal(a, b) for a, b in zip(stored, packages.as_stored(model.get_weights(), "float16")))
+
+
 def test_update_card_keeps_files(package):
     card = packages.update_card(package.path, extra={"comparison": [{"model": "a", "accuracy": 0.9}]},
                                 description="better words")

@@ -105,6 +105,8 @@ def test_unknown_weights_dtype_is_refused_before_training():
 
     with pytest.raises(ValueError, match="weights_dtype"):
         TranslationTrainConfig(weights_dtype="int8")
+    with pytest.raises(ValueError, match="mantissa_bits"):
+        TranslationTrainConfig(mantissa_bits=11)
 
 
 def test_attention_walks_along_the_source(trained):
@@ -502,6 +504,10 @@ def test_shipped_configs_load(direction, variant):
     assert (config.time_budget_minutes > 0) == (variant == "-cpu")
     if config.target == "ko":
         assert config.target_tokenizer.character_coverage == 0.9995
+    if config.name == "translate-en-fr":  # the recipe stores what the shipped package stores
+        from nlpcore.packages import find_package, read_card
+
+        assert config.mantissa_bits == read_card(find_package(config.name)).extra["weights_mantissa_bits"] == 9
     if config.source == "ko":
         assert config.source_tokenizer.character_coverage == 0.9995
     if config.init_from:  # a shipped package that shares a language, without the attention comparison

@@ -90,6 +90,8 @@ class TranslationTrainConfig:
     beam_size, length_penalty: how the validation split is translated for BLEU.
     weights_dtype: how the package stores weights (``float16`` halves it); the
         validation scores are measured with the weights rounded to it.
+    mantissa_bits: float16 weights keep this many of their 10 mantissa bits
+        (fewer: a smaller package, see :func:`nlpcore.packages.round_mantissa`).
     compare_attention: also train the other attention type and ship the better
         (Luong vs Bahdanau, both scored on the validation split, in the card).
     compare_pairs / compare_epochs: when set (> 0 and below the full budget),
@@ -135,6 +137,7 @@ class TranslationTrainConfig:
     beam_size: int = 5
     length_penalty: float = 0.6
     weights_dtype: str = "float16"
+    mantissa_bits: int = 10
     compare_attention: bool = False
     compare_pairs: int = 0
     compare_epochs: int = 0
@@ -145,6 +148,8 @@ class TranslationTrainConfig:
     def __post_init__(self):
         if self.weights_dtype not in ("float32", "float16"):  # checked before hours of training, not after
             raise ValueError(f"weights_dtype must be float32 or float16, not {self.weights_dtype!r}")
+        if not 1 <= self.mantissa_bits <= 10:
+            raise ValueError(f"mantissa_bits must be 1 to 10, not {self.mantissa_bits}")
         if self.init_from and self.compare_attention:
             raise ValueError("compare_attention trains both attention types from scratch; "
                              "a run with init_from keeps the attention of the package it starts from")
@@ -448,7 +453,8 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
         model, history, seconds, epochs_run = fit_model(
             dataclasses.replace(config, epochs=epochs), variant_config, data, val_data, run_dir / folder, resume,
             verbose, transfer)
-        model.set_weights(as_stored(model.get_weights(), config.weights_dtype))  # evaluate what ships
+        # evaluate what ships
+        model.set_weights(as_stored(model.get_weights(), config.weights_dtype, config.mantissa_bits))
         evaluation = evaluate_model(model, variant_config, source_tokenizer, target_tokenizer, val_pairs, config,
                                     subsets=subsets)
         best = int(np.argmin(history["val_loss"])) if history.get("val_loss") else -1
@@ -540,7 +546,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
         output or config.output, card, shipped_config, {"model": shipped},
         {"source": source_tokenizer, "target": target_tokenizer},
         files={"evaluation.json": json.dumps(evaluation, indent=2, ensure_ascii=False).encode()},
-        weights_dtype=config.weights_dtype,
+        weights_dtype=config.weights_dtype, mantissa_bits=config.mantissa_bits,
     )
     print(json.dumps({"package": str(package.path), "attention": chosen, **final["summary"]}), flush=True)
     return package
