@@ -375,6 +375,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam", type=int, default=5, help="beam size (1 = greedy; default 5)")
     p.add_argument("texts", nargs="*", metavar="TEXT", help="sentences (default: one per line from stdin)")
 
+    from .train.backtranslation import MONOLINGUAL  # names only: no framework is imported
+
+    p = command("backtranslate", "translate a monolingual corpus into synthetic training pairs "
+                                 "(back-translation, for a translation config's extra_corpora)",
+                _delegate("nlpcore.train.backtranslation", "cli_backtranslate"))
+    p.add_argument("--model", required=True, help="translation package of the reverse direction (e.g. "
+                                                   "translate-ko-en for Korean text, to train en→ko)")
+    p.add_argument("--corpus", required=True, choices=sorted(MONOLINGUAL),
+                   help="monolingual corpus: " + "; ".join(f"{k}: {v.description}" for k, v in MONOLINGUAL.items()))
+    p.add_argument("--output", required=True, help="TSV file to write (a .json record is written beside it)")
+    p.add_argument("--beam", type=int, default=5, help="beam size (default 5)")
+    p.add_argument("--limit", type=int, default=0, help="translate this many sentences, drawn at random (0 = all)")
+
     p = command("generate", "generate text from a prompt", _delegate("nlpcore.generation", "cli_generate"))
     p.add_argument("--model", default="generate-en", help="generate-en or generate-ko")
     p.add_argument("--prompt", default="", help="text to continue")

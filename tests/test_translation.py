@@ -271,6 +271,37 @@ def test_transfer_keeps_the_shared_side_and_starts_the_new_language_fresh(traine
     assert "translate-en-fr's" in tuned.card.extra["tokenizers"]
 
 
+def test_extra_corpora_train_and_are_named_in_the_card(trained, tmp_path):
+    """Continued training of the package on both its languages (nothing fresh) with a
+    back-translated table: its rows are counted per origin and its record goes into the card."""
+    import dataclasses
+
+    from nlpcore.train.translation import train
+
+    package, config = trained
+    table = tmp_path / "numbers-bt.tsv"
+    extra = number_pairs(340, seed=1)[-40:]
+    table.write_text("en\tfr\tsource\tlicense\n" + "".join(f"{en}\t{fr}\tnumbers-bt\tMIT\n" for en, fr in extra),
+                     encoding="utf-8")
+    record = {"model": "translate-fr-en", "version": "9.9.9", "beam_size": 5, "corpus": "numbers",
+              "description": "made-up French number words", "license": "MIT", "sentences": 40, "pairs": 40}
+    table.with_suffix(".json").write_text(json.dumps(record), encoding="utf-8")
+    tuned = train(dataclasses.replace(
+        config, compare_attention=False, epochs=1, learning_rate=1e-4, init_from=str(package.path),
+        extra_corpora=(str(table),), run_dir=str(tmp_path / "run")), output=str(tmp_path / "tuned"), verbose=0)
+
+    assert tuned.card.extra["initialized_from"]["fresh_layers"] == []  # both languages shared
+    bt = {d.name: d for d in tuned.card.data}["numbers-bt"]
+    assert 0 < bt.rows <= 40 and bt.license == "MIT"
+    assert "translate-fr-en 9.9.9 (beam 5)" in bt.notes and "made-up French number words" in bt.notes
+    (entry,) = tuned.card.extra["extra_corpora"]
+    assert entry["path"] == str(table) and entry["model"] == "translate-fr-en"
+    assert tuned.card.extra["training_pairs"] > package.card.extra["training_pairs"]
+    table.with_suffix(".json").unlink()  # a table without its record is refused before any training
+    with pytest.raises(ValueError, match="numbers-bt.json"):
+        train(dataclasses.replace(config, extra_corpora=(str(table),), run_dir=str(tmp_path / "run2")), verbose=0)
+
+
 def test_transfer_needs_a_shared_language_and_keeps_the_attention(trained, tmp_path):
     import dataclasses
 
@@ -516,6 +547,16 @@ def test_shipped_configs_load(direction, variant):
         origin = load_package(find_package(config.init_from)).config(TranslationTrainConfig)
         assert origin.source == config.source or origin.target == config.target
         assert not config.compare_attention
+
+
+def test_back_translation_config_continues_the_cpu_recipe():
+    """Step 2 of translate-ko-en starts from step 1's package and adds a table that
+    ``nlpcore backtranslate`` writes; its own run folder keeps step 1's checkpoints apart."""
+    first, second = _repo_config("translate-ko-en-cpu"), _repo_config("translate-ko-en-bt")
+    assert second.init_from == first.output and second.run_dir != first.run_dir
+    assert second.extra_corpora and all(t.startswith("runs/bt/") for t in second.extra_corpora)
+    assert (second.source, second.target, second.corpus) == (first.source, first.target, first.corpus)
+    assert second.validation_fraction == first.validation_fraction and second.normalize_text == first.normalize_text
 
 
 def test_gpu_config_loads():

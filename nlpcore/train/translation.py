@@ -36,6 +36,7 @@ from .. import data as corpora
 from ..models.seq2seq import Seq2SeqConfig
 from ..packages import DataSource, ModelCard, Package, as_stored, find_package, load_package, write_package
 from ..tokenizer import Tokenizer, TokenizerConfig
+from . import backtranslation
 
 # Licence of a corpus's rows when the file has no per-row license column.
 CORPUS_LICENSES = {"en-fr": ("tatoeba", "CC-BY-2.0-FR")}
@@ -70,6 +71,12 @@ class TranslationTrainConfig:
         and news datelines (``TOKYO, Japan (CNN) — ``), which the other
         language does not carry, dropped (see :func:`normalize_text`).
     validation_fraction / split_salt: the hash split on the source sentence.
+    extra_corpora: back-translated tables (written by ``nlpcore
+        backtranslate``: a column per language, ``source`` and ``license``
+        naming each row's origin and license, a ``.json`` record beside
+        it), for the training side only. A pair whose source or target
+        sentence is in the validation split is left out, so no validation
+        sentence leaks in through the other side.
     max_train_pairs: 0 for all; a number draws that many pairs (quick runs).
     max_validation_pairs: 0 for all; caps the beam-search evaluation.
     source_tokenizer / target_tokenizer: the two SentencePiece models.
@@ -115,6 +122,7 @@ class TranslationTrainConfig:
     corpus: str = "en-fr"
     exclude_licenses: tuple[str, ...] = ()
     normalize_text: bool = False
+    extra_corpora: tuple[str, ...] = ()
     validation_fraction: float = 0.05
     split_salt: str = "malbeot"
     max_train_pairs: int = 0
@@ -186,22 +194,34 @@ def load_pairs(config: TranslationTrainConfig):
     train, validation, seen = [], [], set()
     used: dict[tuple[str, str], int] = {}
     excluded = set(config.exclude_licenses)
-    for pair in corpora.read_parallel(corpora.corpus_path(config.corpus), config.source, config.target):
-        if config.normalize_text:
-            pair = dataclasses.replace(pair, source=normalize_text(pair.source), target=normalize_text(pair.target))
-            if not (pair.source and pair.target):
+
+    def rows(corpus: str):
+        """(pair, its key) of a table's rows that are kept: normalised, licence allowed, not seen before."""
+        for pair in corpora.read_parallel(corpora.corpus_path(corpus), config.source, config.target):
+            if config.normalize_text:
+                pair = dataclasses.replace(pair, source=normalize_text(pair.source),
+                                           target=normalize_text(pair.target))
+                if not (pair.source and pair.target):
+                    continue
+            key = (pair_key(pair.source), pair_key(pair.target))
+            if row_license(corpus, pair)[1] in excluded or key in seen:
                 continue
-        origin, license_ = row_license(config.corpus, pair)
-        if license_ in excluded:
-            continue
-        key = (pair_key(pair.source), pair_key(pair.target))
-        if key in seen:
-            continue
-        seen.add(key)
+            seen.add(key)
+            yield pair, key
+
+    for pair, key in rows(config.corpus):
         if corpora.is_validation(key[0], config.validation_fraction, config.split_salt):
             validation.append(pair)
         else:
             train.append(pair)
+    held_out = {side: {pair_key(getattr(p, side)) for p in validation} for side in ("source", "target")}
+    for extra in config.extra_corpora:
+        for pair, (source, target) in rows(extra):
+            if not pair.license:
+                raise corpora.CorpusError(extra, "an extra corpus needs source and license columns "
+                                                 "(each row's origin and license go into the card)")
+            if source not in held_out["source"] and target not in held_out["target"]:
+                train.append(pair)
     rng = random.Random(config.seed)
     if config.max_train_pairs and len(train) > config.max_train_pairs:
         train = rng.sample(train, config.max_train_pairs)
@@ -211,6 +231,19 @@ def load_pairs(config: TranslationTrainConfig):
         origin, license_ = row_license(config.corpus, pair)
         used[(origin, license_)] = used.get((origin, license_), 0) + 1
     return train, validation, used
+
+
+def extra_records(config: TranslationTrainConfig) -> list[dict]:
+    """What each of the config's extra corpora is: its back-translation record
+    (see :mod:`nlpcore.train.backtranslation`), with its path."""
+    records = []
+    for extra in config.extra_corpora:
+        record = backtranslation.sidecar(extra)
+        if not record.is_file():
+            raise corpora.CorpusError(extra, f"no {record.name} beside it: an extra corpus is a table written "
+                                             "by nlpcore backtranslate, with its record")
+        records.append({"path": str(extra), **json.loads(record.read_text(encoding="utf-8"))})
+    return records
 
 
 def resulting_license(used: dict[tuple[str, str], int]) -> str:
@@ -409,6 +442,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     transfer = Transfer.open(config)
+    extras = extra_records(config)
     train_pairs, val_pairs, used = load_pairs(config)
     print(f"pairs: {len(train_pairs):,} train, {len(val_pairs):,} validation; rows used: "
           + ", ".join(f"{o} ({l}) {n:,}" for (o, l), n in used.items()), flush=True)
@@ -493,8 +527,9 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
     final = runs[chosen]
     split = (f"validation ({config.validation_fraction:.0%} hash split of {config.corpus} on the source "
              f"sentence, {len(val_pairs):,} pairs, beam {config.beam_size})")
-    used_rows = tuple(DataSource(f"{config.corpus}:{origin}", rows=n, license=license_,
-                                 notes=ORIGIN_NOTES.get(origin, ""))
+    extra_notes = {f"{r['corpus']}-bt": backtranslation.notes(r, config.source) for r in extras}
+    used_rows = tuple(DataSource(origin if origin in extra_notes else f"{config.corpus}:{origin}", rows=n,
+                                 license=license_, notes=extra_notes.get(origin) or ORIGIN_NOTES.get(origin, ""))
                       for (origin, license_), n in sorted(used.items()))
     tokenizers, extra_transfer = TOKENIZER_CHOICE, {}
     if transfer is not None:  # its data is listed and counts towards the license
@@ -531,6 +566,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
             "total_seconds": round(time.time() - started, 1),
             "parameters": int(final["model"].count_params()),
             "training_pairs": len(x_src),
+            **({"extra_corpora": extras} if extras else {}),
             **extra_transfer,
             **({"validation_by_origin": final["evaluation"]["by_origin"]} if final["evaluation"]["by_origin"] else {}),
         },
