@@ -262,7 +262,7 @@ def _eval_translation(args: argparse.Namespace) -> int:
             sources, references = [r[columns[0]] for r in rows], [r[columns[1]] for r in rows]
             split = args.input
         else:
-            _, pairs, _ = load_pairs(config)
+            _, pairs, _ = load_pairs(config, extras=False)
             sources, references = [p.source for p in pairs], [p.target for p in pairs]
             split = (f"validation split of {config.corpus} ({config.validation_fraction:.0%} hash split "
                      f"on the source sentence)")

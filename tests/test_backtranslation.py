@@ -63,6 +63,10 @@ def test_back_translation_writes_a_table_that_trains_en_to_ko(data_dir, tmp_path
     assert [p.target for p in validation] == ["사랑해"]
     assert sorted(p.target for p in train) == sorted(r["ko"] for r in rows if r["ko"] != "사랑해")
     assert used == {("ko_chatbot-bt", "MIT"): len(rows) - 1}
+    table.unlink()  # the validation split needs no extra corpus: a package's config names tables of its machine
+    assert load_pairs(config, extras=False)[1] == validation
+    with pytest.raises(ValueError, match="chat.tsv"):
+        load_pairs(config)
 
 
 def test_a_table_without_licenses_is_refused(tmp_path):

@@ -549,14 +549,15 @@ def test_shipped_configs_load(direction, variant):
         assert not config.compare_attention
 
 
-def test_back_translation_config_continues_the_cpu_recipe():
-    """Step 2 of translate-ko-en starts from step 1's package and adds a table that
-    ``nlpcore backtranslate`` writes; its own run folder keeps step 1's checkpoints apart."""
-    first, second = _repo_config("translate-ko-en-cpu"), _repo_config("translate-ko-en-bt")
-    assert second.init_from == first.output and second.run_dir != first.run_dir
-    assert second.extra_corpora and all(t.startswith("runs/bt/") for t in second.extra_corpora)
-    assert (second.source, second.target, second.corpus) == (first.source, first.target, first.corpus)
-    assert second.validation_fraction == first.validation_fraction and second.normalize_text == first.normalize_text
+def test_back_translation_configs_continue_the_cpu_recipe():
+    """Steps 2 and 3 of translate-ko-en start from the previous step's package and add
+    tables that ``nlpcore backtranslate`` writes; own run folders keep the checkpoints apart."""
+    steps = [_repo_config(f"translate-ko-en-{step}") for step in ("cpu", "bt", "bt2")]
+    for first, second in zip(steps, steps[1:]):
+        assert second.init_from == first.output and second.run_dir != first.run_dir
+        assert second.extra_corpora and all(t.startswith("runs/bt/") for t in second.extra_corpora)
+        assert (second.source, second.target, second.corpus) == (first.source, first.target, first.corpus)
+        assert (second.validation_fraction, second.normalize_text) == (first.validation_fraction, first.normalize_text)
 
 
 def test_gpu_config_loads():

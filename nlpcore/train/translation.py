@@ -189,8 +189,10 @@ def row_license(corpus: str, pair: corpora.Pair) -> tuple[str, str]:
     return CORPUS_LICENSES.get(corpus, (corpus, ""))
 
 
-def load_pairs(config: TranslationTrainConfig):
-    """(train pairs, validation pairs, {(origin, license): rows used for training})."""
+def load_pairs(config: TranslationTrainConfig, extras: bool = True):
+    """(train pairs, validation pairs, {(origin, license): rows used for training}).
+    ``extras=False`` leaves the extra corpora out (the validation split is the
+    same without them, and they may not be on this machine)."""
     train, validation, seen = [], [], set()
     used: dict[tuple[str, str], int] = {}
     excluded = set(config.exclude_licenses)
@@ -215,7 +217,7 @@ def load_pairs(config: TranslationTrainConfig):
         else:
             train.append(pair)
     held_out = {side: {pair_key(getattr(p, side)) for p in validation} for side in ("source", "target")}
-    for extra in config.extra_corpora:
+    for extra in config.extra_corpora if extras else ():
         for pair, (source, target) in rows(extra):
             if not pair.license:
                 raise corpora.CorpusError(extra, "an extra corpus needs source and license columns "
@@ -338,8 +340,10 @@ class Transfer:
 
     def seen(self, pairs) -> list[bool]:
         """Per pair: is its sentence in the shared language one this package was
-        trained on? (Such validation pairs are easier: its decoder or encoder knows them.)"""
-        trained, _, _ = load_pairs(self.config)
+        trained on? (Such validation pairs are easier: its decoder or encoder knows them.)
+        Its corpus's pairs are checked; back-translated tables hold none of its
+        validation sentences and need not be on this machine."""
+        trained, _, _ = load_pairs(self.config, extras=False)
         side = self.shared[0]
         known = {pair_key(getattr(p, side)) for p in trained}
         return [pair_key(getattr(p, side)) in known for p in pairs]
