@@ -80,6 +80,11 @@ class SentenceResult:
     hypotheses: tuple[Hypothesis, ...]
 
 
+def best_text(chunks: Sequence[SentenceResult]) -> str:
+    """A sentence's translation: the best hypothesis of each of its chunks, joined."""
+    return " ".join(c.hypotheses[0].text for c in chunks if c.hypotheses)
+
+
 class TranslationModel:
     """One translation direction: tokenizers, the Keras model and its NumPy twin.
 
@@ -216,7 +221,7 @@ class TranslationModel:
         started = time.perf_counter()
         results = self.translate_sentences(list(sources), options)
         seconds = time.perf_counter() - started
-        hypotheses = [" ".join(c.hypotheses[0].text for c in chunks if c.hypotheses) for chunks in results]
+        hypotheses = [best_text(chunks) for chunks in results]
         scores = bleu_chrf(hypotheses, list(references))
         return ({**{k: round(v, 2) if isinstance(v, float) else v for k, v in scores.items()},
                  "beam_size": options.beam_size, "length_penalty": options.length_penalty,

@@ -86,6 +86,11 @@ def monolingual_sentences(corpus: str, max_chars: int = 200, limit: int = 0, see
     return sentences
 
 
+def origin(corpus: str) -> str:
+    """The ``source`` column of the rows back-translated from ``corpus``."""
+    return f"{corpus}-bt"
+
+
 def sidecar(table: str | Path) -> Path:
     """The ``.json`` record beside a back-translated table."""
     return Path(table).with_suffix(".json")
@@ -97,7 +102,7 @@ def back_translate(model: str, corpus: str, output: str | Path, beam_size: int =
     ``model`` and write the table ``output`` (and its record). Returns the record."""
     from ..packages import find_package, load_package
     from ..services import TranslateOptions
-    from ..translation import TranslationModel
+    from ..translation import TranslationModel, best_text
 
     if corpus not in MONOLINGUAL:
         raise ValueError(f"unknown monolingual corpus {corpus!r}; known: {', '.join(MONOLINGUAL)}")
@@ -119,9 +124,9 @@ def back_translate(model: str, corpus: str, output: str | Path, beam_size: int =
         for start in range(0, len(sentences), batch):
             part = sentences[start:start + batch]
             for sentence, chunks in zip(part, runner.translate_sentences(part, options)):
-                translation = " ".join(c.hypotheses[0].text for c in chunks if c.hypotheses).strip()
+                translation = best_text(chunks).strip()
                 if translation:
-                    writer.writerow([sentence, translation, f"{corpus}-bt", entry.license])
+                    writer.writerow([sentence, translation, origin(corpus), entry.license])
                     written += 1
             progress.write(f"{start + len(part):,}/{len(sentences):,} sentences\n")
             progress.flush()

@@ -34,7 +34,8 @@ import numpy as np
 
 from .. import data as corpora
 from ..models.seq2seq import Seq2SeqConfig
-from ..packages import DataSource, ModelCard, Package, as_stored, find_package, load_package, write_package
+from ..packages import (FLOAT16_MANTISSA_BITS, DataSource, ModelCard, Package, as_stored, find_package, load_package,
+                        write_package)
 from ..tokenizer import Tokenizer, TokenizerConfig
 from . import backtranslation
 
@@ -145,7 +146,7 @@ class TranslationTrainConfig:
     beam_size: int = 5
     length_penalty: float = 0.6
     weights_dtype: str = "float16"
-    mantissa_bits: int = 10
+    mantissa_bits: int = FLOAT16_MANTISSA_BITS
     compare_attention: bool = False
     compare_pairs: int = 0
     compare_epochs: int = 0
@@ -156,8 +157,8 @@ class TranslationTrainConfig:
     def __post_init__(self):
         if self.weights_dtype not in ("float32", "float16"):  # checked before hours of training, not after
             raise ValueError(f"weights_dtype must be float32 or float16, not {self.weights_dtype!r}")
-        if not 1 <= self.mantissa_bits <= 10:
-            raise ValueError(f"mantissa_bits must be 1 to 10, not {self.mantissa_bits}")
+        if not 1 <= self.mantissa_bits <= FLOAT16_MANTISSA_BITS:
+            raise ValueError(f"mantissa_bits must be 1 to {FLOAT16_MANTISSA_BITS}, not {self.mantissa_bits}")
         if self.init_from and self.compare_attention:
             raise ValueError("compare_attention trains both attention types from scratch; "
                              "a run with init_from keeps the attention of the package it starts from")
@@ -531,7 +532,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
     final = runs[chosen]
     split = (f"validation ({config.validation_fraction:.0%} hash split of {config.corpus} on the source "
              f"sentence, {len(val_pairs):,} pairs, beam {config.beam_size})")
-    extra_notes = {f"{r['corpus']}-bt": backtranslation.notes(r, config.source) for r in extras}
+    extra_notes = {backtranslation.origin(r["corpus"]): backtranslation.notes(r, config.source) for r in extras}
     used_rows = tuple(DataSource(origin if origin in extra_notes else f"{config.corpus}:{origin}", rows=n,
                                  license=license_, notes=extra_notes.get(origin) or ORIGIN_NOTES.get(origin, ""))
                       for (origin, license_), n in sorted(used.items()))
