@@ -72,13 +72,16 @@ class SentimentResult:
 
 
 # ====================================================================== translation
+DEFAULT_LENGTH_PENALTY = 0.6  # GNMT alpha of a model whose package names none
+
+
 @dataclass(frozen=True)
 class TranslateOptions:
     """How a sentence is decoded (the GUI's options panel and the CLI flags)."""
 
     beam_size: int = 5  # 1 = greedy search
     n_best: int = 1  # hypotheses returned, best first (≤ beam_size)
-    length_penalty: float = 0.6  # GNMT alpha; 0 disables length normalisation
+    length_penalty: float | None = None  # GNMT alpha (0: no length normalisation); None: the model's own
     max_length_ratio: float = 2.0  # target pieces allowed per source piece (+ 10)
     no_repeat_ngram: int = 3  # block repeating any n-gram of this size (0 = off)
     replace_unknown: bool = True  # copy the most-attended source piece for <unk>
@@ -88,6 +91,8 @@ class TranslateOptions:
             raise ValueError("beam_size must be at least 1")
         if not 1 <= self.n_best <= self.beam_size:
             raise ValueError("n_best must be between 1 and beam_size")
+        if self.length_penalty is not None and self.length_penalty < 0:
+            raise ValueError("length_penalty must be 0 or more")
         if self.max_length_ratio <= 0:
             raise ValueError("max_length_ratio must be positive")
 

@@ -1,6 +1,7 @@
 """Back-translation: monolingual sentences in, a training table out (with the shipped ko→en model)."""
 
 import csv
+import dataclasses
 import gzip
 import io
 import json
@@ -39,7 +40,9 @@ def test_monolingual_sentences_are_split_distinct_and_drawn(data_dir):
 
 
 def test_back_translation_writes_a_table_that_trains_en_to_ko(data_dir, tmp_path):
-    from nlpcore.train.translation import TranslationTrainConfig, load_pairs
+    from nlpcore.packages import find_package
+    from nlpcore.tokenizer import UNK_ID, Tokenizer
+    from nlpcore.train.translation import TranslationTrainConfig, extra_records, load_pairs
 
     table = tmp_path / "bt" / "chat.tsv"
     progress = io.StringIO()
@@ -63,6 +66,18 @@ def test_back_translation_writes_a_table_that_trains_en_to_ko(data_dir, tmp_path
     assert [p.target for p in validation] == ["사랑해"]
     assert sorted(p.target for p in train) == sorted(r["ko"] for r in rows if r["ko"] != "사랑해")
     assert used == {("ko_chatbot-bt", "MIT"): len(rows) - 1}
+    # Tagged back-translation: the same pairs, each machine-made source after the tag;
+    # the validation split is untouched, and the tag is pieces of its own, not <unk>.
+    tagged_config = dataclasses.replace(config, tag_extra_corpora=True)
+    tagged, tagged_validation, _ = load_pairs(tagged_config)
+    assert extra_records(tagged_config)[0]["tagged"] and "tagged" not in extra_records(config)[0]
+    assert tagged_validation == validation
+    assert [p.source for p in tagged] == [backtranslation.tagged(p.source) for p in train]
+    assert [p.target for p in tagged] == [p.target for p in train]
+    source = Tokenizer.load(find_package("translate-en-ko") / "source.model")
+    tag_pieces = source.encode(backtranslation.tagged("I love you."))[:-len(source.encode("I love you."))]
+    assert tag_pieces and UNK_ID not in tag_pieces
+    assert source.decode(source.encode(backtranslation.TAG)) == backtranslation.TAG
     table.unlink()  # the validation split needs no extra corpus: a package's config names tables of its machine
     assert load_pairs(config, extras=False)[1] == validation
     with pytest.raises(ValueError, match="chat.tsv"):

@@ -295,11 +295,25 @@ def test_extra_corpora_train_and_are_named_in_the_card(trained, tmp_path):
     assert 0 < bt.rows <= 40 and bt.license == "MIT"
     assert "translate-fr-en 9.9.9 (beam 5)" in bt.notes and "made-up French number words" in bt.notes
     (entry,) = tuned.card.extra["extra_corpora"]
-    assert entry["path"] == str(table) and entry["model"] == "translate-fr-en"
+    assert entry["path"] == str(table) and entry["model"] == "translate-fr-en" and "tagged" not in entry
     assert tuned.card.extra["training_pairs"] > package.card.extra["training_pairs"]
+    # the package's own rows, trained on again, are listed once; its split is this one, so no "seen" subset
+    assert len({(d.name, d.license, d.rows) for d in tuned.card.data}) == len(tuned.card.data)
+    assert {d.name for d in package.card.data} <= {d.name for d in tuned.card.data}
+    assert "validation_subsets" not in tuned.card.extra["initialized_from"]
     table.with_suffix(".json").unlink()  # a table without its record is refused before any training
     with pytest.raises(ValueError, match="numbers-bt.json"):
         train(dataclasses.replace(config, extra_corpora=(str(table),), run_dir=str(tmp_path / "run2")), verbose=0)
+
+
+def test_card_data_lists_each_source_once():
+    from nlpcore.packages import DataSource
+    from nlpcore.train.translation import listed_once
+
+    own = (DataSource("ko-en:jhe", 1255, "CC-BY-SA-3.0", "JHE"), DataSource("en-fr-bt", 96800, "CC-BY-2.0-FR"))
+    inherited = (DataSource("ko-en:jhe", 1255, "CC-BY-SA-3.0", "through translate-ko-en (init_from): JHE"),
+                 DataSource("en-fr-bt", 59497, "CC-BY-2.0-FR"), DataSource("ko-en:jhe", 1255, "MIT"))
+    assert listed_once(own + inherited) == own + inherited[1:]
 
 
 def test_transfer_needs_a_shared_language_and_keeps_the_attention(trained, tmp_path):

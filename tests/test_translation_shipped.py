@@ -57,3 +57,23 @@ def test_n_best_and_attention_on_a_real_model(translator):
 def test_paragraphs_keep_their_layout(translator):
     out = translator.translate("I am hungry. Where is the station?\n\nThank you.", "en", "fr").text
     assert out.count("\n\n") == 1 and all(part.strip() for part in out.split("\n\n"))
+
+
+@pytest.mark.parametrize("src, tgt", DIRECTIONS)
+def test_the_length_penalty_is_the_packages_unless_the_options_name_one(translator, src, tgt):
+    """Options without a length penalty search with the one the package was tuned and scored with."""
+    from nlpcore.packages import load_package
+    from nlpcore.train.translation import TranslationTrainConfig
+
+    model = translator.model(src, tgt)
+    tuned = load_package(find_package(f"translate-{src}-{tgt}")).config(TranslationTrainConfig).length_penalty
+    assert model.alpha(TranslateOptions()) == tuned and model.alpha(TranslateOptions(length_penalty=0)) == 0
+    text = {"en": "The weather was nice, so we walked to the station.", "fr": "Il fait beau aujourd'hui.",
+            "ko": "오늘은 날씨가 좋아서 역까지 걸어갔다."}[src]
+    default, same, raw = (translator.translate(text, src, tgt, TranslateOptions(length_penalty=alpha))
+                          for alpha in (None, tuned, 0.0))
+    best = [t.hypotheses[0] for t in (default, same, raw)]
+    assert (best[0].text, best[0].score) == (best[1].text, best[1].score)
+    assert best[2].score < best[0].score  # a summed log-probability, not divided by a length penalty > 1
+    with pytest.raises(ValueError, match="length_penalty"):
+        TranslateOptions(length_penalty=-1)

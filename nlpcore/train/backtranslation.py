@@ -86,6 +86,18 @@ def monolingual_sentences(corpus: str, max_chars: int = 200, limit: int = 0, see
     return sentences
 
 
+# Tagged back-translation (Caswell et al. 2019): a config with
+# ``tag_extra_corpora`` starts each machine-made source with this private-use
+# character, which no real input holds (SentencePiece spells it in byte
+# pieces), so the model can tell those sources from real ones.
+TAG = "\ue000"
+
+
+def tagged(source: str) -> str:
+    """A back-translated source sentence as a tagged run trains on it."""
+    return f"{TAG} {source}"
+
+
 def origin(corpus: str) -> str:
     """The ``source`` column of the rows back-translated from ``corpus``."""
     return f"{corpus}-bt"

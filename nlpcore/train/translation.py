@@ -36,6 +36,7 @@ from .. import data as corpora
 from ..models.seq2seq import Seq2SeqConfig
 from ..packages import (FLOAT16_MANTISSA_BITS, DataSource, ModelCard, Package, as_stored, find_package, load_package,
                         write_package)
+from ..services import DEFAULT_LENGTH_PENALTY
 from ..tokenizer import Tokenizer, TokenizerConfig
 from . import backtranslation
 
@@ -78,6 +79,11 @@ class TranslationTrainConfig:
         it), for the training side only. A pair whose source or target
         sentence is in the validation split is left out, so no validation
         sentence leaks in through the other side.
+    tag_extra_corpora: tagged back-translation (Caswell et al. 2019): each
+        extra pair's machine-made source starts with a tag
+        (:data:`nlpcore.train.backtranslation.TAG`), so the model learns what
+        real input looks like apart from the synthetic; input at translation
+        time carries no tag.
     max_train_pairs: 0 for all; a number draws that many pairs (quick runs).
     max_validation_pairs: 0 for all; caps the beam-search evaluation.
     source_tokenizer / target_tokenizer: the two SentencePiece models.
@@ -95,7 +101,8 @@ class TranslationTrainConfig:
         learning rate annealed on a cosine over the budget instead of decayed
         on plateaus. Sizes a run to the machine: the same config fits an
         afternoon on a laptop or a few minutes on a GPU.
-    beam_size, length_penalty: how the validation split is translated for BLEU.
+    beam_size, length_penalty: how the validation split is translated for BLEU;
+        the length penalty is also the package's default at translation time.
     weights_dtype: how the package stores weights (``float16`` halves it); the
         validation scores are measured with the weights rounded to it.
     mantissa_bits: float16 weights keep this many of their 10 mantissa bits
@@ -124,6 +131,7 @@ class TranslationTrainConfig:
     exclude_licenses: tuple[str, ...] = ()
     normalize_text: bool = False
     extra_corpora: tuple[str, ...] = ()
+    tag_extra_corpora: bool = False
     validation_fraction: float = 0.05
     split_salt: str = "malbeot"
     max_train_pairs: int = 0
@@ -144,7 +152,7 @@ class TranslationTrainConfig:
     time_budget_minutes: float = 0.0
     seed: int = 42
     beam_size: int = 5
-    length_penalty: float = 0.6
+    length_penalty: float = DEFAULT_LENGTH_PENALTY
     weights_dtype: str = "float16"
     mantissa_bits: int = FLOAT16_MANTISSA_BITS
     compare_attention: bool = False
@@ -224,7 +232,8 @@ def load_pairs(config: TranslationTrainConfig, extras: bool = True):
                 raise corpora.CorpusError(extra, "an extra corpus needs source and license columns "
                                                  "(each row's origin and license go into the card)")
             if source not in held_out["source"] and target not in held_out["target"]:
-                train.append(pair)
+                train.append(dataclasses.replace(pair, source=backtranslation.tagged(pair.source))
+                             if config.tag_extra_corpora else pair)
     rng = random.Random(config.seed)
     if config.max_train_pairs and len(train) > config.max_train_pairs:
         train = rng.sample(train, config.max_train_pairs)
@@ -238,15 +247,29 @@ def load_pairs(config: TranslationTrainConfig, extras: bool = True):
 
 def extra_records(config: TranslationTrainConfig) -> list[dict]:
     """What each of the config's extra corpora is: its back-translation record
-    (see :mod:`nlpcore.train.backtranslation`), with its path."""
+    (see :mod:`nlpcore.train.backtranslation`), with its path, and ``tagged``
+    when the config tags its sources."""
     records = []
     for extra in config.extra_corpora:
         record = backtranslation.sidecar(extra)
         if not record.is_file():
             raise corpora.CorpusError(extra, f"no {record.name} beside it: an extra corpus is a table written "
                                              "by nlpcore backtranslate, with its record")
-        records.append({"path": str(extra), **json.loads(record.read_text(encoding="utf-8"))})
+        records.append({"path": str(extra), **json.loads(record.read_text(encoding="utf-8")),
+                        **({"tagged": True} if config.tag_extra_corpora else {})})
     return records
+
+
+def listed_once(sources: tuple[DataSource, ...]) -> tuple[DataSource, ...]:
+    """The card's data, each (name, license, rows) once, first listing kept: a run
+    that continues a package of its own corpus trained on the same rows again."""
+    seen: set[tuple[str, str, int]] = set()
+    kept = []
+    for source in sources:
+        if (source.name, source.license, source.rows) not in seen:
+            seen.add((source.name, source.license, source.rows))
+            kept.append(source)
+    return tuple(kept)
 
 
 def resulting_license(used: dict[tuple[str, str], int]) -> str:
@@ -356,7 +379,7 @@ class Transfer:
         entry = {"package": card.name, "version": card.version, "metrics": card.metrics,
                  "shared": list(self.shared), "fresh_layers": list(self.fresh),
                  "epochs_run": card.extra.get("epochs_run"), "train_seconds": card.extra.get("train_seconds")}
-        if subsets is not None:
+        if subsets:
             entry["validation_subsets"] = subsets
             entry["subsets_note"] = (f"validation pairs whose {self.shared[0]} sentence {card.name} was trained on "
                                      "(with another language on the other side) are easier; the unseen subset "
@@ -468,7 +491,8 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
                                                 for side in transfer.shared})
         print(json.dumps({"initialized_from": transfer.card_entry()}, ensure_ascii=False), flush=True)
         seen = transfer.seen(val_pairs)
-        subsets = {f"seen by {transfer.package.card.name}": seen, "unseen": [not f for f in seen]}
+        if any(seen):  # none when the package is this model, continued on its own split
+            subsets = {f"seen by {transfer.package.card.name}": seen, "unseen": [not f for f in seen]}
     model_config = dataclasses.replace(model_config, src_vocab_size=source_tokenizer.vocab_size,
                                        tgt_vocab_size=target_tokenizer.vocab_size)
 
@@ -539,7 +563,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
     tokenizers, extra_transfer = TOKENIZER_CHOICE, {}
     if transfer is not None:  # its data is listed and counts towards the license
         init_data = transfer.card_data()
-        used_rows += init_data
+        used_rows = listed_once(used_rows + init_data)
         used = {**used, **{(d.name, d.license): d.rows for d in init_data}}
         tokenizers += transfer.tokenizer_note()
         extra_transfer = {"initialized_from": transfer.card_entry(final["evaluation"]["subsets"])}
