@@ -564,14 +564,32 @@ def test_shipped_configs_load(direction, variant):
 
 
 def test_back_translation_configs_continue_the_cpu_recipe():
-    """Steps 2 and 3 of translate-ko-en start from the previous step's package and add
+    """Steps 2 to 4 of translate-ko-en start from the previous step's package and add
     tables that ``nlpcore backtranslate`` writes; own run folders keep the checkpoints apart."""
-    steps = [_repo_config(f"translate-ko-en-{step}") for step in ("cpu", "bt", "bt2")]
+    from nlpcore.packages import find_package, load_package
+    from nlpcore.train.translation import TranslationTrainConfig
+
+    steps = [_repo_config(f"translate-ko-en-{step}") for step in ("cpu", "bt", "bt2", "bt3")]
+    shipped = load_package(find_package("translate-ko-en")).config(TranslationTrainConfig)
+    assert shipped.length_penalty == steps[-1].length_penalty  # the last step's is the package's default
     for first, second in zip(steps, steps[1:]):
         assert second.init_from == first.output and second.run_dir != first.run_dir
         assert second.extra_corpora and all(t.startswith("runs/bt/") for t in second.extra_corpora)
         assert (second.source, second.target, second.corpus) == (first.source, first.target, first.corpus)
         assert (second.validation_fraction, second.normalize_text) == (first.validation_fraction, first.normalize_text)
+
+
+def test_tagged_back_translation_config_is_the_shipped_en_to_ko_recipe():
+    from nlpcore.packages import find_package, load_package
+    from nlpcore.train.translation import TranslationTrainConfig
+
+    config = _repo_config("translate-en-ko-tbt")
+    assert config.tag_extra_corpora and config.init_from == "translate-en-ko" and config.run_dir != "runs/translate-en-ko-cpu"
+    assert config.extra_corpora and all(t.startswith("runs/bt/") for t in config.extra_corpora)
+    shipped = load_package(find_package("translate-en-ko"))
+    assert [e["tagged"] for e in shipped.card.extra["extra_corpora"]] == [True] * len(config.extra_corpora)
+    # the package decodes with the length penalty its recipe scored it with
+    assert shipped.config(TranslationTrainConfig).length_penalty == config.length_penalty
 
 
 def test_gpu_config_loads():
