@@ -32,7 +32,10 @@ def blas_threads(count: int | None = 1):
     generated token): a second BLAS thread only adds hand-off latency, and
     beside TensorFlow's thread pools or a training job it oversubscribes the
     cores (measured: p90 of a one-sentence sentiment call 40 ms → 650 ms; 2,000
-    translations 16 s → 56 s). Entering costs a few microseconds.
+    translations 16 s → 56 s). Entering costs a few microseconds. Decoding
+    many sentences at once is the exception: batches of 64 sentences, 320 beam
+    rows, are large enough for every core to pay when nothing else runs (see
+    ``TranslationModel.bulk_threads``).
     """
     global _controller
     if count is None:

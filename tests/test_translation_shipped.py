@@ -77,3 +77,17 @@ def test_the_length_penalty_is_the_packages_unless_the_options_name_one(translat
     assert best[2].score < best[0].score  # a summed log-probability, not divided by a length penalty > 1
     with pytest.raises(ValueError, match="length_penalty"):
         TranslateOptions(length_penalty=-1)
+
+
+def test_bulk_decoding_may_use_every_core_and_finds_the_same(translator, monkeypatch):
+    """More sentences than one batch run with ``bulk_threads``, one batch with ``threads``."""
+    import nlpcore.translation as translation
+
+    model = translator.model("fr", "en")
+    settings, real = [], translation.blas_threads
+    monkeypatch.setattr(translation, "blas_threads", lambda count: settings.append(count) or real(count))
+    ids = model.source_tokenizer.encode("Il fait beau aujourd'hui.")
+    one = model.search([ids], batch_size=2)
+    bulk = model.search([ids] * 3, batch_size=2)
+    assert settings == [model.threads, model.bulk_threads] and model.threads == 1
+    assert all(h[0].ids == one[0][0].ids and abs(h[0].score - one[0][0].score) < 1e-6 for h in bulk)
