@@ -263,13 +263,10 @@ def extra_records(config: TranslationTrainConfig) -> list[dict]:
 def listed_once(sources: tuple[DataSource, ...]) -> tuple[DataSource, ...]:
     """The card's data, each (name, license, rows) once, first listing kept: a run
     that continues a package of its own corpus trained on the same rows again."""
-    seen: set[tuple[str, str, int]] = set()
-    kept = []
+    first: dict[tuple[str, str, int], DataSource] = {}
     for source in sources:
-        if (source.name, source.license, source.rows) not in seen:
-            seen.add((source.name, source.license, source.rows))
-            kept.append(source)
-    return tuple(kept)
+        first.setdefault((source.name, source.license, source.rows), source)
+    return tuple(first.values())
 
 
 def resulting_license(used: dict[tuple[str, str], int]) -> str:
