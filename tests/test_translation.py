@@ -348,6 +348,67 @@ def test_time_budget_anneals_the_learning_rate_to_its_floor():
     assert rates[-1] < 0.01 and all(a >= b for a, b in zip(rates, rates[1:]))
 
 
+def test_epoch_snapshots_keep_the_best_epochs_and_average_them(tmp_path):
+    import keras
+
+    from nlpcore.train.common import EpochSnapshots, averaged_weights
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = x @ rng.normal(size=(4, 1)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.3), "mse")  # a rate that makes the validation loss jump around
+    snapshots = EpochSnapshots(tmp_path / "snapshots", keep=2)
+    history = model.fit(x[:48], y[:48], validation_data=(x[48:], y[48:]), epochs=6, verbose=0,
+                        callbacks=[snapshots]).history
+    best_two = sorted(range(6), key=lambda e: history["val_loss"][e])[:2]
+    kept = snapshots.kept()
+    assert list(kept) == [f"epoch-{e + 1:03d}.weights.h5" for e in best_two]
+    assert list(kept.values()) == pytest.approx([history["val_loss"][e] for e in best_two])
+    assert sorted(p.name for p in snapshots.folder.glob("*.h5")) == sorted(kept)
+
+    own = model.get_weights()
+    files = [snapshots.folder / name for name in kept]
+    each = []
+    for path in files:
+        model.load_weights(path)
+        each.append(model.get_weights())
+    model.set_weights(own)
+    average = averaged_weights(model, files)
+    for i, weight in enumerate(average):
+        np.testing.assert_allclose(weight, (each[0][i] + each[1][i]) / 2, rtol=1e-6)
+    assert not np.allclose(each[0][0], each[1][0])  # two different epochs
+    for a, b in zip(model.get_weights(), own):  # the model's weights are put back
+        np.testing.assert_array_equal(a, b)
+
+
+def test_checkpoint_average_is_validated_and_ships_only_when_better(trained, tmp_path):
+    import dataclasses
+
+    from nlpcore.train.common import averaged_weights
+    from nlpcore.train.translation import train
+
+    package, config = trained
+    run = tmp_path / "run"
+    averaged = train(dataclasses.replace(config, compare_attention=False, epochs=4, average_checkpoints=3,
+                                         run_dir=str(run)), output=str(tmp_path / "package"), verbose=0)
+    record = averaged.card.extra["checkpoint_average"]
+    history = json.loads((run / config.model.attention / "summary.json").read_text())["history"]
+    assert len(record["epochs"]) == 3
+    assert record["epoch_val_losses"] == sorted(record["epoch_val_losses"])
+    assert record["epoch_val_losses"][0] == pytest.approx(min(history["val_loss"]), abs=1e-4)
+    assert record["adopted"] == (record["val_loss"] < min(history["val_loss"]))
+    metrics = next(iter(averaged.card.metrics.values()))
+    assert metrics["loss"] == (record["val_loss"] if record["adopted"] else round(min(history["val_loss"]), 4))
+
+    shipped = averaged.load_model()
+    folder = run / config.model.attention / "snapshots"
+    epochs = record["epochs"] if record["adopted"] else record["epochs"][:1]  # the average, or the best epoch
+    expected = averaged_weights(shipped, [folder / f"epoch-{e:03d}.weights.h5" for e in epochs])
+    for a, b in zip(shipped.get_weights(), expected):
+        np.testing.assert_allclose(a, b, atol=2e-3, rtol=2e-3)  # float16 storage
+
+
 # ------------------------------------------------------------ the service
 def test_translator_finds_installed_packages(translator):
     assert translator.directions == [("en", "fr")]
@@ -564,12 +625,12 @@ def test_shipped_configs_load(direction, variant):
 
 
 def test_back_translation_configs_continue_the_cpu_recipe():
-    """Steps 2 to 4 of translate-ko-en start from the previous step's package and add
+    """Steps 2 to 5 of translate-ko-en start from the previous step's package and add
     tables that ``nlpcore backtranslate`` writes; own run folders keep the checkpoints apart."""
     from nlpcore.packages import find_package, load_package
     from nlpcore.train.translation import TranslationTrainConfig
 
-    steps = [_repo_config(f"translate-ko-en-{step}") for step in ("cpu", "bt", "bt2", "bt3")]
+    steps = [_repo_config(f"translate-ko-en-{step}") for step in ("cpu", "bt", "bt2", "bt3", "tbt")]
     shipped = load_package(find_package("translate-ko-en")).config(TranslationTrainConfig)
     assert shipped.length_penalty == steps[-1].length_penalty  # the last step's is the package's default
     for first, second in zip(steps, steps[1:]):
@@ -590,6 +651,11 @@ def test_tagged_back_translation_config_is_the_shipped_en_to_ko_recipe():
     assert [e["tagged"] for e in shipped.card.extra["extra_corpora"]] == [True] * len(config.extra_corpora)
     # the package decodes with the length penalty its recipe scored it with
     assert shipped.config(TranslationTrainConfig).length_penalty == config.length_penalty
+    second = _repo_config("translate-en-ko-tbt2")  # a second round continues the first's package
+    assert second.init_from == config.output and second.run_dir != config.run_dir
+    assert second.tag_extra_corpora and second.average_checkpoints > 1
+    assert (second.source, second.target, second.corpus, second.length_penalty) == (
+        config.source, config.target, config.corpus, config.length_penalty)
 
 
 def test_gpu_config_loads():

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .. import data as corpora
-
 
 @dataclass(frozen=True)
 class Monolingual:
@@ -39,20 +37,29 @@ class Monolingual:
     texts: Callable[[Path], Iterable[str]]  # paragraphs or sentences of the file
 
 
+# The corpus readers (nlpcore.data) are imported when a corpus is read, not
+# when the CLI builds its parser from MONOLINGUAL.
 def _chatbot_texts(path: Path) -> Iterator[str]:
+    from .. import data as corpora
+
     for question, answer, _ in corpora.read_chatbot(path):
         yield question
         yield answer
 
 
 def _english_of_pairs(path: Path) -> Iterator[str]:
+    from .. import data as corpora
+
     for pair in corpora.read_parallel(path, "en", "fr"):
         yield pair.source
 
 
-def _book_texts(read: Callable) -> Callable[[Path], Iterator[str]]:
+def _book_texts(reader: str) -> Callable[[Path], Iterator[str]]:
+    """The lines of a book corpus that ``nlpcore.data.<reader>`` reads."""
     def texts(path: Path) -> Iterator[str]:
-        for _, text in read(path):
+        from .. import data as corpora
+
+        for _, text in getattr(corpora, reader)(path):
             yield from text.split("\n")
 
     return texts
@@ -63,7 +70,7 @@ MONOLINGUAL = {
                               _chatbot_texts),
     "en-fr": Monolingual("en", "CC-BY-2.0-FR", "English sentences of the Tatoeba en-fr pairs", _english_of_pairs),
     "koconovel": Monolingual("ko", "CC-BY-SA-4.0", "45 modern Korean novels (storidient/KoCoNovel)",
-                             _book_texts(corpora.read_koconovel)),
+                             _book_texts("read_koconovel")),
 }
 
 
@@ -71,6 +78,7 @@ def monolingual_sentences(corpus: str, max_chars: int = 200, limit: int = 0, see
     """The distinct sentences of a monolingual corpus (paragraphs split at sentence
     ends, spacing squeezed), 2 to ``max_chars`` characters long; ``limit`` > 0
     draws that many (seeded), else all are kept in corpus order."""
+    from .. import data as corpora
     from ..translation import split_sentences
 
     entry = MONOLINGUAL[corpus]

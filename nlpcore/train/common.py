@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -140,6 +141,55 @@ class TimeBudget(keras.callbacks.Callback):
         if self.fraction() >= 1.0:
             self.stopped_early = True
             self.model.stop_training = True
+
+
+class EpochSnapshots(keras.callbacks.Callback):
+    """Keep the weights of the ``keep`` epochs with the lowest ``monitor`` in
+    ``folder`` (one ``.weights.h5`` file each, listed in ``index.json``), for
+    :func:`averaged_weights`. The index survives an interrupted run, so a
+    resumed one goes on from it."""
+
+    def __init__(self, folder: str | os.PathLike, keep: int, monitor: str = "val_loss"):
+        super().__init__()
+        self.folder, self.keep, self.monitor = Path(folder), int(keep), monitor
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def index_path(self) -> Path:
+        return self.folder / "index.json"
+
+    def kept(self) -> dict[str, float]:
+        """File name → monitored value of the kept epochs, best first."""
+        if not self.index_path.is_file():
+            return {}
+        return dict(sorted(json.loads(self.index_path.read_text()).items(), key=lambda item: item[1]))
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            return
+        kept = self.kept()
+        name = f"epoch-{epoch + 1:03d}.weights.h5"
+        kept[name] = float(value)
+        ranked = sorted(kept, key=kept.get)
+        if name in ranked[:self.keep]:
+            self.model.save_weights(self.folder / name)
+        for dropped in ranked[self.keep:]:
+            (self.folder / dropped).unlink(missing_ok=True)
+        self.index_path.write_text(json.dumps({k: kept[k] for k in ranked[:self.keep]}, indent=1))
+
+
+def averaged_weights(model: keras.Model, paths: Sequence[str | os.PathLike]) -> list[np.ndarray]:
+    """The element-wise mean of the weight files ``paths`` (checkpoint averaging),
+    each loaded into ``model``, whose own weights are put back afterwards."""
+    own = model.get_weights()
+    total = None
+    for path in paths:
+        model.load_weights(path)
+        weights = model.get_weights()
+        total = [w.astype(np.float64) for w in weights] if total is None else [t + w for t, w in zip(total, weights)]
+    model.set_weights(own)
+    return [(t / len(paths)).astype(w.dtype) for t, w in zip(total, own)]
 
 
 def prepare_run_dir(run_dir: str | os.PathLike, resume: bool) -> Path:

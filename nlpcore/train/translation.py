@@ -26,6 +26,7 @@ import html
 import json
 import random
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,10 @@ class TranslationTrainConfig:
         validation scores are measured with the weights rounded to it.
     mantissa_bits: float16 weights keep this many of their 10 mantissa bits
         (fewer: a smaller package, see :func:`nlpcore.packages.round_mantissa`).
+    average_checkpoints: when above 1, the weights of that many epochs with
+        the lowest validation loss are kept and averaged at the end
+        (checkpoint averaging); the average ships when its validation loss is
+        lower than the best epoch's. The card records either way.
     compare_attention: also train the other attention type and ship the better
         (Luong vs Bahdanau, both scored on the validation split, in the card).
     compare_pairs / compare_epochs: when set (> 0 and below the full budget),
@@ -155,6 +160,7 @@ class TranslationTrainConfig:
     length_penalty: float = DEFAULT_LENGTH_PENALTY
     weights_dtype: str = "float16"
     mantissa_bits: int = FLOAT16_MANTISSA_BITS
+    average_checkpoints: int = 0
     compare_attention: bool = False
     compare_pairs: int = 0
     compare_epochs: int = 0
@@ -296,11 +302,12 @@ def encode_pairs(pairs, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer
 def fit_model(config: TranslationTrainConfig, model_config: Seq2SeqConfig, train_data, val_data, run_dir: Path,
               resume: bool, verbose: int = 2, start_from: "Transfer | None" = None):
     """Train one model in ``run_dir`` (resumable; from ``start_from``'s weights
-    when given); returns (model, history dict, seconds, epochs run)."""
+    when given); returns (model, history dict, seconds, epochs run, checkpoint
+    average record or None)."""
     import keras
 
     from ..models.seq2seq import build_seq2seq, compile_seq2seq, transfer_weights
-    from .common import TimeBudget, prepare_run_dir, standard_callbacks
+    from .common import EpochSnapshots, TimeBudget, prepare_run_dir, standard_callbacks
 
     run_dir = prepare_run_dir(run_dir, resume)
     done = run_dir / "final.weights.h5"
@@ -310,12 +317,18 @@ def fit_model(config: TranslationTrainConfig, model_config: Seq2SeqConfig, train
     if resume and done.is_file() and summary_path.is_file():  # this model finished before the interruption
         model.load_weights(done)  # before compiling: the file holds no optimizer state
         summary = json.loads(summary_path.read_text())
-        return model, summary["history"], summary["seconds"], summary["epochs"]
+        return model, summary["history"], summary["seconds"], summary["epochs"], summary.get("checkpoint_average")
     if start_from is not None:  # a resumed run then overwrites these from its backup
         transfer_weights(start_from.package.load_model(), model, start_from.fresh)
     compile_seq2seq(model, config.learning_rate, config.clip_global_norm, config.label_smoothing)
     started = time.time()
     callbacks = standard_callbacks(run_dir, config.patience, monitor="val_loss")
+    snapshots = None
+    if config.average_checkpoints > 1:
+        if not resume:
+            shutil.rmtree(run_dir / "snapshots", ignore_errors=True)
+        snapshots = EpochSnapshots(run_dir / "snapshots", config.average_checkpoints)
+        callbacks.append(snapshots)
     if config.time_budget_minutes > 0:
         callbacks.append(TimeBudget(config.time_budget_minutes, config.learning_rate, config.min_learning_rate))
     else:
@@ -326,11 +339,37 @@ def fit_model(config: TranslationTrainConfig, model_config: Seq2SeqConfig, train
                         verbose=verbose)
     seconds = time.time() - started
     hist = _csv_history(run_dir / "history.csv") or {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    averaged = average_checkpoints(model, snapshots, val_data, min(hist["val_loss"])) if snapshots else None
     finished = build_seq2seq(model_config, name=model.name)
     finished.set_weights(model.get_weights())
     finished.save_weights(done)
-    summary_path.write_text(json.dumps({"history": hist, "seconds": seconds, "epochs": len(hist.get("loss", []))}))
-    return model, hist, seconds, len(hist.get("loss", []))
+    summary_path.write_text(json.dumps({"history": hist, "seconds": seconds, "epochs": len(hist.get("loss", [])),
+                                        "checkpoint_average": averaged}))
+    return model, hist, seconds, len(hist.get("loss", [])), averaged
+
+
+def average_checkpoints(model, snapshots, val_data, best_loss: float) -> dict | None:
+    """Average the epochs ``snapshots`` kept and validate the average; ``model``
+    (holding the best epoch's weights) takes it when its validation loss is
+    lower. Returns the record for the card, or None with fewer than two epochs."""
+    from .common import averaged_weights
+
+    kept = snapshots.kept()
+    if len(kept) < 2:
+        return None
+    best = model.get_weights()
+    model.set_weights(averaged_weights(model, [snapshots.folder / name for name in kept]))
+    scores = model.evaluate(val_data, verbose=0, return_dict=True)
+    adopted = scores["loss"] < best_loss
+    if not adopted:
+        model.set_weights(best)
+    record = {"epochs": [int(name.split("-")[1].split(".")[0]) for name in kept],
+              "epoch_val_losses": [round(v, 4) for v in kept.values()],
+              "val_loss": round(float(scores["loss"]), 4),
+              "val_accuracy": round(float(scores.get("accuracy", float("nan"))), 4),
+              "adopted": bool(adopted)}
+    print(json.dumps({"checkpoint_average": record}), flush=True)
+    return record
 
 
 @dataclass(frozen=True)
@@ -510,7 +549,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
     def run(attention: str, folder: str, data, epochs: int) -> dict:
         variant_config = dataclasses.replace(model_config, attention=attention)
         print(f"--- {folder}: {attention} attention, {data.pairs:,} pairs, up to {epochs} epochs", flush=True)
-        model, history, seconds, epochs_run = fit_model(
+        model, history, seconds, epochs_run, averaged = fit_model(
             dataclasses.replace(config, epochs=epochs), variant_config, data, val_data, run_dir / folder, resume,
             verbose, transfer)
         # evaluate what ships
@@ -518,12 +557,14 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
         evaluation = evaluate_model(model, variant_config, source_tokenizer, target_tokenizer, val_pairs, config,
                                     subsets=subsets)
         best = int(np.argmin(history["val_loss"])) if history.get("val_loss") else -1
+        summary = {"bleu": evaluation["bleu"], "chrf": evaluation["chrf"],
+                   "token_accuracy": round(history["val_accuracy"][best], 4) if best >= 0 else None,
+                   "loss": round(history["val_loss"][best], 4) if best >= 0 else None}
+        if averaged and averaged["adopted"]:
+            summary.update(token_accuracy=averaged["val_accuracy"], loss=averaged["val_loss"])
         result = {
             "model": model, "config": variant_config, "history": history, "train_seconds": round(seconds, 1),
-            "epochs": epochs_run, "evaluation": evaluation,
-            "summary": {"bleu": evaluation["bleu"], "chrf": evaluation["chrf"],
-                        "token_accuracy": round(history["val_accuracy"][best], 4) if best >= 0 else None,
-                        "loss": round(history["val_loss"][best], 4) if best >= 0 else None},
+            "epochs": epochs_run, "evaluation": evaluation, "summary": summary, "checkpoint_average": averaged,
         }
         print(json.dumps({"attention": attention, **result["summary"], "epochs": epochs_run,
                           "train_seconds": round(seconds)}), flush=True)
@@ -593,6 +634,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
             "parameters": int(final["model"].count_params()),
             "training_pairs": len(x_src),
             **({"extra_corpora": extras} if extras else {}),
+            **({"checkpoint_average": final["checkpoint_average"]} if final["checkpoint_average"] else {}),
             **extra_transfer,
             **({"validation_by_origin": final["evaluation"]["by_origin"]} if final["evaluation"]["by_origin"] else {}),
         },
