@@ -316,6 +316,23 @@ def test_card_data_lists_each_source_once():
     assert listed_once(own + inherited) == own + inherited[1:]
 
 
+def test_card_data_of_a_chain_of_init_from_names_the_first_package(trained):
+    """Data a package inherited through init_from keeps its one note in the next card, not a growing chain."""
+    import dataclasses
+
+    from nlpcore.packages import DataSource, Package
+    from nlpcore.train.translation import Transfer, TranslationTrainConfig
+
+    package, _ = trained
+    card = dataclasses.replace(package.card, data=(
+        DataSource("ko-en:jhe", 1255, "CC-BY-SA-3.0", "JHE"),
+        DataSource("en-fr:tatoeba", 133336, "CC-BY-2.0-FR", "through translate-fr-en (init_from): Tatoeba")))
+    transfer = Transfer(Package(package.path, card), package.config(TranslationTrainConfig),
+                        ("target",), ())
+    assert [d.notes for d in transfer.card_data()] == [
+        "through translate-en-fr (init_from): JHE", "through translate-fr-en (init_from): Tatoeba"]
+
+
 def test_transfer_needs_a_shared_language_and_keeps_the_attention(trained, tmp_path):
     import dataclasses
 

@@ -372,6 +372,9 @@ def average_checkpoints(model, snapshots, val_data, best_loss: float) -> dict | 
     return record
 
 
+INHERITED = "through "  # how a card's data note starts for data of an init_from package
+
+
 @dataclass(frozen=True)
 class Transfer:
     """A run's starting point (``init_from``): the package, the sides whose language
@@ -423,9 +426,11 @@ class Transfer:
         return entry
 
     def card_data(self) -> tuple[DataSource, ...]:
-        """The package's training data, which shaped the new weights too."""
+        """The package's training data, which shaped the new weights too. Data
+        that came to it through an ``init_from`` of its own keeps that one note."""
         card = self.package.card
-        return tuple(dataclasses.replace(d, notes=f"through {card.name} (init_from): {d.notes}") for d in card.data)
+        return tuple(d if d.notes.startswith(INHERITED) else
+                     dataclasses.replace(d, notes=f"{INHERITED}{card.name} (init_from): {d.notes}") for d in card.data)
 
     def tokenizer_note(self) -> str:
         sides = " and ".join(f"the {side} model" for side in self.shared).capitalize()
