@@ -657,22 +657,22 @@ def test_back_translation_configs_continue_the_cpu_recipe():
         assert (second.validation_fraction, second.normalize_text) == (first.validation_fraction, first.normalize_text)
 
 
-def test_tagged_back_translation_config_is_the_shipped_en_to_ko_recipe():
+def test_tagged_back_translation_configs_are_the_shipped_en_to_ko_recipe():
     from nlpcore.packages import find_package, load_package
     from nlpcore.train.translation import TranslationTrainConfig
 
-    config = _repo_config("translate-en-ko-tbt")
-    assert config.tag_extra_corpora and config.init_from == "translate-en-ko" and config.run_dir != "runs/translate-en-ko-cpu"
-    assert config.extra_corpora and all(t.startswith("runs/bt/") for t in config.extra_corpora)
+    first, second = _repo_config("translate-en-ko-tbt"), _repo_config("translate-en-ko-tbt2")
+    assert first.init_from == "translate-en-ko" and first.run_dir != "runs/translate-en-ko-cpu"
+    assert second.init_from == first.output and second.run_dir != first.run_dir  # round two continues round one
+    for config in (first, second):
+        assert config.tag_extra_corpora
+        assert config.extra_corpora and all(t.startswith("runs/bt/") for t in config.extra_corpora)
+    assert second.average_checkpoints > 1
     shipped = load_package(find_package("translate-en-ko"))
-    assert [e["tagged"] for e in shipped.card.extra["extra_corpora"]] == [True] * len(config.extra_corpora)
+    assert [e["tagged"] for e in shipped.card.extra["extra_corpora"]] == [True] * len(second.extra_corpora)
+    assert shipped.card.extra["checkpoint_average"]["adopted"]
     # the package decodes with the length penalty its recipe scored it with
-    assert shipped.config(TranslationTrainConfig).length_penalty == config.length_penalty
-    second = _repo_config("translate-en-ko-tbt2")  # a second round continues the first's package
-    assert second.init_from == config.output and second.run_dir != config.run_dir
-    assert second.tag_extra_corpora and second.average_checkpoints > 1
-    assert (second.source, second.target, second.corpus, second.length_penalty) == (
-        config.source, config.target, config.corpus, config.length_penalty)
+    assert shipped.config(TranslationTrainConfig).length_penalty == second.length_penalty == first.length_penalty
 
 
 def test_gpu_config_loads():
