@@ -310,10 +310,16 @@ def test_card_data_lists_each_source_once():
     from nlpcore.packages import DataSource
     from nlpcore.train.translation import listed_once
 
-    own = (DataSource("ko-en:jhe", 1255, "CC-BY-SA-3.0", "JHE"), DataSource("en-fr-bt", 96800, "CC-BY-2.0-FR"))
+    by_2_0 = "Tatoeba English; the ko side machine-translated by translate-en-ko 2.0.0"
+    own = (DataSource("ko-en:jhe", 1255, "CC-BY-SA-3.0", "JHE"),
+           DataSource("en-fr-bt", 59497, "CC-BY-2.0-FR", by_2_0.replace("2.0.0", "2.1.0")))
     inherited = (DataSource("ko-en:jhe", 1255, "CC-BY-SA-3.0", "through translate-ko-en (init_from): JHE"),
-                 DataSource("en-fr-bt", 59497, "CC-BY-2.0-FR"), DataSource("ko-en:jhe", 1255, "MIT"))
-    assert listed_once(own + inherited) == own + inherited[1:]
+                 DataSource("en-fr-bt", 29755, "CC-BY-2.0-FR", f"through translate-ko-en (init_from): {by_2_0}"),
+                 DataSource("en-fr-bt", 96800, "CC-BY-2.0-FR", f"through translate-ko-en (init_from): {by_2_0}"),
+                 DataSource("ko-en:jhe", 1255, "MIT", "JHE"))
+    # the same rows once; the same model's back-translation of one draw once, with its most rows;
+    # another model's back-translation of those sentences and another license apart
+    assert listed_once(own + inherited) == (own[0], own[1], inherited[2], inherited[3])
 
 
 def test_card_data_of_a_chain_of_init_from_names_the_first_package(trained):

@@ -266,13 +266,26 @@ def extra_records(config: TranslationTrainConfig) -> list[dict]:
     return records
 
 
+# How a card's data note starts for data of an init_from package.
+INHERITED_NOTE = re.compile(r"^(?:through \S+ \(init_from\): )+")
+
+
 def listed_once(sources: tuple[DataSource, ...]) -> tuple[DataSource, ...]:
-    """The card's data, each (name, license, rows) once, first listing kept: a run
-    that continues a package of its own corpus trained on the same rows again."""
-    first: dict[tuple[str, str, int], DataSource] = {}
+    """The card's data, each source once, first listing kept: a run that
+    continues a package of its own corpus trained on the same rows again.
+
+    Two listings are one source when name, license and description agree (a
+    note's ``through <package> (init_from):`` start aside): the same corpus, or
+    a table back-translated from the same corpus by the same model version,
+    whose sentences all come from one seeded draw, so the smaller is in the
+    larger. The most rows are kept."""
+    merged: dict[tuple[str, str, str], DataSource] = {}
     for source in sources:
-        first.setdefault((source.name, source.license, source.rows), source)
-    return tuple(first.values())
+        key = (source.name, source.license, INHERITED_NOTE.sub("", source.notes))
+        kept = merged.setdefault(key, source)
+        if source.rows > kept.rows:
+            merged[key] = dataclasses.replace(kept, rows=source.rows)
+    return tuple(merged.values())
 
 
 def resulting_license(used: dict[tuple[str, str], int]) -> str:
@@ -372,7 +385,6 @@ def average_checkpoints(model, snapshots, val_data, best_loss: float) -> dict | 
     return record
 
 
-INHERITED = "through "  # how a card's data note starts for data of an init_from package
 
 
 @dataclass(frozen=True)
@@ -429,8 +441,8 @@ class Transfer:
         """The package's training data, which shaped the new weights too. Data
         that came to it through an ``init_from`` of its own keeps that one note."""
         card = self.package.card
-        return tuple(d if d.notes.startswith(INHERITED) else
-                     dataclasses.replace(d, notes=f"{INHERITED}{card.name} (init_from): {d.notes}") for d in card.data)
+        return tuple(d if INHERITED_NOTE.match(d.notes) else
+                     dataclasses.replace(d, notes=f"through {card.name} (init_from): {d.notes}") for d in card.data)
 
     def tokenizer_note(self) -> str:
         sides = " and ".join(f"the {side} model" for side in self.shared).capitalize()
