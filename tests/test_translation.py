@@ -386,7 +386,8 @@ def test_epoch_snapshots_keep_the_best_epochs_and_average_them(tmp_path):
                         callbacks=[snapshots]).history
     best_two = sorted(range(6), key=lambda e: history["val_loss"][e])[:2]
     kept = snapshots.kept()
-    assert list(kept) == [f"epoch-{e + 1:03d}.weights.h5" for e in best_two]
+    assert list(kept) == [snapshots.file_name(e + 1) for e in best_two] == ["epoch-%03d.weights.h5" % (e + 1)
+                                                                             for e in best_two]
     assert list(kept.values()) == pytest.approx([history["val_loss"][e] for e in best_two])
     assert sorted(p.name for p in snapshots.folder.glob("*.h5")) == sorted(kept)
 
@@ -408,7 +409,7 @@ def test_epoch_snapshots_keep_the_best_epochs_and_average_them(tmp_path):
 def test_checkpoint_average_is_validated_and_ships_only_when_better(trained, tmp_path):
     import dataclasses
 
-    from nlpcore.train.common import averaged_weights
+    from nlpcore.train.common import EpochSnapshots, averaged_weights
     from nlpcore.train.translation import train
 
     package, config = trained
@@ -427,7 +428,7 @@ def test_checkpoint_average_is_validated_and_ships_only_when_better(trained, tmp
     shipped = averaged.load_model()
     folder = run / config.model.attention / "snapshots"
     epochs = record["epochs"] if record["adopted"] else record["epochs"][:1]  # the average, or the best epoch
-    expected = averaged_weights(shipped, [folder / f"epoch-{e:03d}.weights.h5" for e in epochs])
+    expected = averaged_weights(shipped, [folder / EpochSnapshots.file_name(e) for e in epochs])
     for a, b in zip(shipped.get_weights(), expected):
         np.testing.assert_allclose(a, b, atol=2e-3, rtol=2e-3)  # float16 storage
 

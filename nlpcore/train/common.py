@@ -158,6 +158,15 @@ class EpochSnapshots(keras.callbacks.Callback):
     def index_path(self) -> Path:
         return self.folder / "index.json"
 
+    @staticmethod
+    def file_name(epoch: int) -> str:
+        """The weight file of ``epoch`` (counted from 1)."""
+        return f"epoch-{epoch:03d}.weights.h5"
+
+    @staticmethod
+    def epoch_of(name: str) -> int:
+        return int(name.removeprefix("epoch-").removesuffix(".weights.h5"))
+
     def kept(self) -> dict[str, float]:
         """File name → monitored value of the kept epochs, best first."""
         if not self.index_path.is_file():
@@ -169,7 +178,7 @@ class EpochSnapshots(keras.callbacks.Callback):
         if value is None:
             return
         kept = self.kept()
-        name = f"epoch-{epoch + 1:03d}.weights.h5"
+        name = self.file_name(epoch + 1)
         kept[name] = float(value)
         ranked = sorted(kept, key=kept.get)
         if name in ranked[:self.keep]:
@@ -193,12 +202,13 @@ def averaged_weights(model: keras.Model, paths: Sequence[str | os.PathLike]) -> 
 
 
 def prepare_run_dir(run_dir: str | os.PathLike, resume: bool) -> Path:
-    """The run folder; without ``resume`` an earlier run's backup is discarded."""
+    """The run folder; without ``resume`` an earlier run's backup, history and epoch snapshots are discarded."""
     import shutil
 
     run_dir = Path(run_dir)
     if not resume:
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
+        shutil.rmtree(run_dir / "snapshots", ignore_errors=True)  # EpochSnapshots
         (run_dir / "history.csv").unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir

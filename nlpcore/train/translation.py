@@ -26,7 +26,6 @@ import html
 import json
 import random
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -337,9 +336,7 @@ def fit_model(config: TranslationTrainConfig, model_config: Seq2SeqConfig, train
     started = time.time()
     callbacks = standard_callbacks(run_dir, config.patience, monitor="val_loss")
     snapshots = None
-    if config.average_checkpoints > 1:
-        if not resume:
-            shutil.rmtree(run_dir / "snapshots", ignore_errors=True)
+    if config.average_checkpoints > 1:  # prepare_run_dir cleared a fresh run's snapshots
         snapshots = EpochSnapshots(run_dir / "snapshots", config.average_checkpoints)
         callbacks.append(snapshots)
     if config.time_budget_minutes > 0:
@@ -376,7 +373,7 @@ def average_checkpoints(model, snapshots, val_data, best_loss: float) -> dict | 
     adopted = scores["loss"] < best_loss
     if not adopted:
         model.set_weights(best)
-    record = {"epochs": [int(name.split("-")[1].split(".")[0]) for name in kept],
+    record = {"epochs": [snapshots.epoch_of(name) for name in kept],
               "epoch_val_losses": [round(v, 4) for v in kept.values()],
               "val_loss": round(float(scores["loss"]), 4),
               "val_accuracy": round(float(scores.get("accuracy", float("nan"))), 4),
