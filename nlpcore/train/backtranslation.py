@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Callable, Iterable, Iterator
 
 
@@ -34,31 +35,26 @@ class Monolingual:
     language: str
     license: str
     description: str
-    texts: Callable[[Path], Iterable[str]]  # paragraphs or sentences of the file
+    # paragraphs or sentences of the file, given the corpus readers
+    # (nlpcore.data, imported by monolingual_sentences when a corpus is read,
+    # not when the CLI builds its parser from MONOLINGUAL) and the file
+    texts: Callable[[ModuleType, Path], Iterable[str]]
 
 
-# The corpus readers (nlpcore.data) are imported when a corpus is read, not
-# when the CLI builds its parser from MONOLINGUAL.
-def _chatbot_texts(path: Path) -> Iterator[str]:
-    from .. import data as corpora
-
+def _chatbot_texts(corpora: ModuleType, path: Path) -> Iterator[str]:
     for question, answer, _ in corpora.read_chatbot(path):
         yield question
         yield answer
 
 
-def _english_of_pairs(path: Path) -> Iterator[str]:
-    from .. import data as corpora
-
+def _english_of_pairs(corpora: ModuleType, path: Path) -> Iterator[str]:
     for pair in corpora.read_parallel(path, "en", "fr"):
         yield pair.source
 
 
-def _book_texts(reader: str) -> Callable[[Path], Iterator[str]]:
+def _book_texts(reader: str) -> Callable[[ModuleType, Path], Iterator[str]]:
     """The lines of a book corpus that ``nlpcore.data.<reader>`` reads."""
-    def texts(path: Path) -> Iterator[str]:
-        from .. import data as corpora
-
+    def texts(corpora: ModuleType, path: Path) -> Iterator[str]:
         for _, text in getattr(corpora, reader)(path):
             yield from text.split("\n")
 
@@ -84,7 +80,7 @@ def monolingual_sentences(corpus: str, max_chars: int = 200, limit: int = 0, see
     entry = MONOLINGUAL[corpus]
     seen: set[str] = set()
     sentences = []
-    for text in entry.texts(corpora.corpus_path(corpus)):
+    for text in entry.texts(corpora, corpora.corpus_path(corpus)):
         for sentence in split_sentences(" ".join(text.split())):
             if 2 <= len(sentence) <= max_chars and sentence not in seen:
                 seen.add(sentence)
