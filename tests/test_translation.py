@@ -238,15 +238,9 @@ def test_transfer_keeps_the_shared_side_and_starts_the_new_language_fresh(traine
     from nlpcore.train.translation import train
 
     package, config = trained
-    german = "null eins zwei drei vier fünf sechs sieben acht neun".split()
-    corpus = tmp_path / "de-fr.tsv"
-    corpus.write_text("de\tfr\n" + "".join(f"{' '.join(german[EN.index(w)] for w in en.split())}\t{fr}\n"
-                                           for en, fr in number_pairs()), encoding="utf-8")
-    tuned = train(dataclasses.replace(
-        config, name="translate-de-fr", source="de", corpus=str(corpus), compare_attention=False, epochs=1,
-        learning_rate=1e-9, min_learning_rate=0.0, init_from=str(package.path),
-        model=dataclasses.replace(config.model, encoder_layers=2, dropout=0.2),  # the package's architecture wins
-        run_dir=str(tmp_path / "run")), output=str(tmp_path / "translate-de-fr"), verbose=0)
+    tuned = train(_german_config(trained, tmp_path, init_from=str(package.path), learning_rate=1e-9,
+                                 model=dataclasses.replace(config.model, encoder_layers=2, dropout=0.2)),
+                  output=str(tmp_path / "translate-de-fr"), verbose=0)  # the package's architecture wins
 
     origin, model = package.load_model(), tuned.load_model()
     assert tuned.tokenizer("target").to_bytes() == package.tokenizer("target").to_bytes()
@@ -269,6 +263,45 @@ def test_transfer_keeps_the_shared_side_and_starts_the_new_language_fresh(traine
     assert sum(s["sentences"] for s in subsets.values()) == evaluation["evaluation"]["sentences"]
     assert any(d.notes.startswith("through translate-en-fr") for d in tuned.card.data)
     assert "translate-en-fr's" in tuned.card.extra["tokenizers"]
+
+
+def _german_config(trained, folder, **changes):
+    """The fixture's config for German→French (the same numbers in German words) in ``folder``."""
+    import dataclasses
+
+    package, config = trained
+    german = "null eins zwei drei vier fünf sechs sieben acht neun".split()
+    corpus = folder / "de-fr.tsv"
+    corpus.write_text("de\tfr\n" + "".join(f"{' '.join(german[EN.index(w)] for w in en.split())}\t{fr}\n"
+                                           for en, fr in number_pairs()), encoding="utf-8")
+    return dataclasses.replace(config, name="translate-de-fr", source="de", corpus=str(corpus),
+                               compare_attention=False, epochs=1, min_learning_rate=0.0,
+                               **{"run_dir": str(folder / "run"), **changes})
+
+
+def test_continuation_scores_again_the_subsets_of_the_package_it_started_from(installed, trained, tmp_path):
+    """A de→fr package continued on its own corpus: its direct init_from saw every
+    training pair, so the run scores the subsets its card measured against the
+    installed translate-en-fr (where the weights started) again, in the new card."""
+    from nlpcore.train.translation import train
+
+    first = train(_german_config(trained, tmp_path, init_from="translate-en-fr", learning_rate=1e-4),
+                  output=str(tmp_path / "first"), verbose=0)
+    before = first.card.extra["initialized_from"]["validation_subsets"]
+    assert set(before) == {"seen by translate-en-fr", "unseen"}
+
+    second = train(_german_config(trained, tmp_path, init_from=str(first.path), learning_rate=1e-4,
+                                  run_dir=str(tmp_path / "run2")), output=str(tmp_path / "second"), verbose=0)
+    extra = second.card.extra
+    assert extra["initialized_from"]["package"] == "translate-de-fr"
+    assert "validation_subsets" not in extra["initialized_from"]  # its own split: nothing it did not see
+    assert {k: v["sentences"] for k, v in extra["validation_subsets"].items()} == \
+        {k: v["sentences"] for k, v in before.items()}
+    assert "translate-en-fr" in extra["validation_subsets_note"]
+
+    third = train(_german_config(trained, tmp_path, init_from=str(second.path), learning_rate=1e-4,
+                                 run_dir=str(tmp_path / "run3")), output=str(tmp_path / "third"), verbose=0)
+    assert third.card.extra["validation_subsets"].keys() == before.keys()  # and so on down a recipe
 
 
 def test_extra_corpora_train_and_are_named_in_the_card(trained, tmp_path):

@@ -34,8 +34,8 @@ import numpy as np
 
 from .. import data as corpora
 from ..models.seq2seq import Seq2SeqConfig
-from ..packages import (FLOAT16_MANTISSA_BITS, DataSource, ModelCard, Package, as_stored, find_package, load_package,
-                        write_package)
+from ..packages import (FLOAT16_MANTISSA_BITS, DataSource, ModelCard, Package, PackageError, as_stored, find_package,
+                        load_package, write_package)
 from ..services import DEFAULT_LENGTH_PENALTY
 from ..tokenizer import Tokenizer, TokenizerConfig
 from . import backtranslation
@@ -420,6 +420,34 @@ class Transfer:
         known = {pair_key(getattr(p, side)) for p in trained}
         return [pair_key(getattr(p, side)) in known for p in pairs]
 
+    def subsets(self, pairs) -> tuple[str, dict[str, list[bool]]] | None:
+        """(package, validation subsets) to score apart: the pairs whose sentence in
+        the shared language this package was trained on (``seen``). A run that
+        continues the package on its own corpus has none; it scores again the
+        subsets of the package's card, seen by an earlier package of another
+        corpus, when that one is installed."""
+        name, seen = self.package.card.name, self.seen(pairs)
+        if not any(seen):
+            name = self.subsets_package()
+            if not name:
+                return None
+            try:
+                seen = Transfer.open(dataclasses.replace(self.config, init_from=name, compare_attention=False)).seen(pairs)
+            except (PackageError, ValueError, OSError):  # not installed, sharing no language, or its corpus is missing
+                return None
+            if not any(seen):
+                return None
+        return name, {f"seen by {name}": seen, "unseen": [not f for f in seen]}
+
+    def subsets_package(self) -> str:
+        """The package this package's card scored validation subsets against ('' if none)."""
+        extra = self.package.card.extra
+        for scores in (extra.get("validation_subsets"), extra.get("initialized_from", {}).get("validation_subsets")):
+            for key in scores or ():
+                if key.startswith("seen by "):
+                    return key[len("seen by "):]
+        return ""
+
     def card_entry(self, subsets: dict | None = None) -> dict:
         """The new card's ``initialized_from``: the package, what was kept, and
         the validation scores of the ``seen`` / unseen subsets when given."""
@@ -534,15 +562,15 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
 
     source_tokenizer = side_tokenizer("source", (p.source for p in train_pairs))
     target_tokenizer = side_tokenizer("target", (p.target for p in train_pairs))
-    model_config, subsets = config.model, None
+    model_config, subsets, subsets_package = config.model, None, ""
     if transfer is not None:  # the package's architecture and shared tokenizers, this run's dropout
         model_config = dataclasses.replace(transfer.config.model, dropout=config.model.dropout)
         config = dataclasses.replace(config, **{f"{side}_tokenizer": getattr(transfer.config, f"{side}_tokenizer")
                                                 for side in transfer.shared})
         print(json.dumps({"initialized_from": transfer.card_entry()}, ensure_ascii=False), flush=True)
-        seen = transfer.seen(val_pairs)
-        if any(seen):  # none when the package is this model, continued on its own split
-            subsets = {f"seen by {transfer.package.card.name}": seen, "unseen": [not f for f in seen]}
+        subsets_of = transfer.subsets(val_pairs)
+        if subsets_of:
+            subsets_package, subsets = subsets_of
     model_config = dataclasses.replace(model_config, src_vocab_size=source_tokenizer.vocab_size,
                                        tgt_vocab_size=target_tokenizer.vocab_size)
 
@@ -618,7 +646,18 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
         used_rows = listed_once(used_rows + init_data)
         used = {**used, **{(d.name, d.license): d.rows for d in init_data}}
         tokenizers += transfer.tokenizer_note()
-        extra_transfer = {"initialized_from": transfer.card_entry(final["evaluation"]["subsets"])}
+        scores = final["evaluation"]["subsets"]
+        if subsets_package == transfer.package.card.name:
+            extra_transfer = {"initialized_from": transfer.card_entry(scores)}
+        else:  # a continuation: the subsets of the package where its weights started from another corpus
+            extra_transfer = {"initialized_from": transfer.card_entry()}
+            if scores:
+                side = transfer.shared[0]
+                extra_transfer.update(validation_subsets=scores, validation_subsets_note=(
+                    f"validation pairs whose {side} sentence ({getattr(config, side)}) {subsets_package} was "
+                    f"trained on, with another language on the other side, are easier; {subsets_package} is "
+                    f"where these weights started, before {config.corpus}, so the unseen subset measures what "
+                    f"the {config.corpus} data taught"))
     license_ = config.license or resulting_license(used)
     comparison = attention_comparison(
         {a: {**r["summary"], "epochs": r["epochs"], "train_seconds": r["train_seconds"]} for a, r in compared.items()},
