@@ -701,18 +701,23 @@ def test_tagged_back_translation_configs_are_the_shipped_en_to_ko_recipe():
     from nlpcore.packages import find_package, load_package
     from nlpcore.train.translation import TranslationTrainConfig
 
-    first, second = _repo_config("translate-en-ko-tbt"), _repo_config("translate-en-ko-tbt2")
+    first, second, last = (_repo_config(f"translate-en-ko-{step}") for step in ("tbt", "tbt2", "ft"))
     assert first.init_from == "translate-en-ko" and first.run_dir != "runs/translate-en-ko-cpu"
     assert second.init_from == first.output and second.run_dir != first.run_dir  # round two continues round one
     for config in (first, second):
         assert config.tag_extra_corpora
         assert config.extra_corpora and all(t.startswith("runs/bt/") for t in config.extra_corpora)
-    assert second.average_checkpoints > 1
+    # the last step fine-tunes round two on the real pairs alone, at a lower rate
+    assert last.init_from == second.output and last.run_dir not in (first.run_dir, second.run_dir)
+    assert not last.extra_corpora and last.learning_rate < second.learning_rate
+    assert (last.corpus, last.validation_fraction) == (second.corpus, second.validation_fraction)
+    assert second.average_checkpoints > 1 and last.average_checkpoints > 1
     shipped = load_package(find_package("translate-en-ko"))
-    assert [e["tagged"] for e in shipped.card.extra["extra_corpora"]] == [True] * len(second.extra_corpora)
+    assert "extra_corpora" not in shipped.card.extra
+    assert any(d.name == "koconovel-bt" for d in shipped.card.data)  # round two's data, through init_from
     assert shipped.card.extra["checkpoint_average"]["adopted"]
     # the package decodes with the length penalty its recipe scored it with
-    assert shipped.config(TranslationTrainConfig).length_penalty == second.length_penalty == first.length_penalty
+    assert shipped.config(TranslationTrainConfig).length_penalty == last.length_penalty == first.length_penalty
 
 
 def test_gpu_config_loads():
