@@ -267,7 +267,8 @@ def _eval_translation(args: argparse.Namespace) -> int:
             split = (f"validation split of {config.corpus} ({config.validation_fraction:.0%} hash split "
                      f"on the source sentence)")
         model = TranslationModel.from_package(package)
-        scores, hypotheses = model.evaluate(sources, references, TranslateOptions(beam_size=args.beam))
+        options = TranslateOptions(beam_size=args.beam, length_penalty=args.length_penalty)
+        scores, hypotheses = model.evaluate(sources, references, options)
         if pairs is not None and (by_origin := scores_by_origin(pairs, hypotheses, config.corpus)):
             scores["by_origin"] = by_origin  # a corpus of several sources: each one's figures too
     except (PackageError, CorpusError, ValueError) as exc:
@@ -360,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source-column", help="translation: source column of --input (default: the source language code)")
     p.add_argument("--target-column", help="translation: reference column of --input (default: the target language code)")
     p.add_argument("--beam", type=int, default=5, help="translation: beam size (default 5)")
+    p.add_argument("--length-penalty", type=float, metavar="ALPHA",
+                   help="translation: GNMT length penalty, 0 for none (default: the package's own)")
 
     p = command("sentiment", "classify texts as positive or negative", _cmd_sentiment)
     p.add_argument("--model", default="auto", help="sentiment-ko, sentiment-en or auto (by script; default)")

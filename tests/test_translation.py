@@ -578,6 +578,11 @@ def test_eval_scores_a_package_on_its_validation_split_and_on_a_file(installed, 
     assert main(["eval", "--model", "translate-en-fr", "--beam", "3", "--json"]) == 0
     split = json.loads(capsys.readouterr().out)
     assert split["bleu"] == package.card.metrics[next(iter(package.card.metrics))]["bleu"]  # as when trained
+    assert split["length_penalty"] == config.length_penalty
+    assert main(["eval", "--model", "translate-en-fr", "--beam", "3", "--length-penalty", "2.5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["length_penalty"] == 2.5  # another penalty, to compare
+    assert main(["eval", "--model", "translate-en-fr", "--length-penalty", "-1"]) == 1
+    assert "length_penalty" in capsys.readouterr().err
 
     pairs = number_pairs(40, seed=7)
     right = tmp_path / "right.tsv"
