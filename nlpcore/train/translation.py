@@ -382,8 +382,6 @@ def average_checkpoints(model, snapshots, val_data, best_loss: float) -> dict | 
     return record
 
 
-
-
 @dataclass(frozen=True)
 class Transfer:
     """A run's starting point (``init_from``): the package, the sides whose language
@@ -461,6 +459,22 @@ class Transfer:
                                      "(with another language on the other side) are easier; the unseen subset "
                                      "measures the transfer alone")
         return entry
+
+    def card_fields(self, subsets_package: str, scores: dict, config: TranslationTrainConfig) -> dict:
+        """The new card's extra fields about this start: ``initialized_from``, with
+        the subsets' scores when they are this package's; for a continuation,
+        those of the earlier package (``subsets``) as ``validation_subsets``."""
+        if subsets_package == self.package.card.name:
+            return {"initialized_from": self.card_entry(scores)}
+        fields = {"initialized_from": self.card_entry()}
+        if scores:
+            side = self.shared[0]
+            fields.update(validation_subsets=scores, validation_subsets_note=(
+                f"validation pairs whose {side} sentence ({getattr(config, side)}) {subsets_package} was "
+                f"trained on, with another language on the other side, are easier; {subsets_package} is "
+                f"where these weights started, before {config.corpus}, so the unseen subset measures what "
+                f"the {config.corpus} data taught"))
+        return fields
 
     def card_data(self) -> tuple[DataSource, ...]:
         """The package's training data, which shaped the new weights too. Data
@@ -646,18 +660,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
         used_rows = listed_once(used_rows + init_data)
         used = {**used, **{(d.name, d.license): d.rows for d in init_data}}
         tokenizers += transfer.tokenizer_note()
-        scores = final["evaluation"]["subsets"]
-        if subsets_package == transfer.package.card.name:
-            extra_transfer = {"initialized_from": transfer.card_entry(scores)}
-        else:  # a continuation: the subsets of the package where its weights started from another corpus
-            extra_transfer = {"initialized_from": transfer.card_entry()}
-            if scores:
-                side = transfer.shared[0]
-                extra_transfer.update(validation_subsets=scores, validation_subsets_note=(
-                    f"validation pairs whose {side} sentence ({getattr(config, side)}) {subsets_package} was "
-                    f"trained on, with another language on the other side, are easier; {subsets_package} is "
-                    f"where these weights started, before {config.corpus}, so the unseen subset measures what "
-                    f"the {config.corpus} data taught"))
+        extra_transfer = transfer.card_fields(subsets_package, final["evaluation"]["subsets"], config)
     license_ = config.license or resulting_license(used)
     comparison = attention_comparison(
         {a: {**r["summary"], "epochs": r["epochs"], "train_seconds": r["train_seconds"]} for a, r in compared.items()},
