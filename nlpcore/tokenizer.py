@@ -181,6 +181,18 @@ class Tokenizer:
             return self._sp.encode(normalize(text), add_bos=add_bos, add_eos=add_eos)
         return self._sp.encode([normalize(t) for t in text], add_bos=add_bos, add_eos=add_eos)
 
+    def sample(self, texts: Sequence[str], alpha: float, seed: int) -> list[list[int]]:
+        """Texts to piece ids, each segmentation drawn at random instead of the
+        best one (subword regularization, Kudo 2018): from the unigram lattice
+        with smoothing ``alpha`` (0.1 is typical; 0 would draw uniformly), or
+        for a BPE model by dropping each merge with probability ``alpha``.
+        Each segmentation still decodes to the same text; ``seed`` makes the
+        draw repeatable."""
+        if not 0.0 < alpha <= 1.0:
+            raise TokenizerError(f"sampling alpha must be in (0, 1], not {alpha}")
+        spm.set_random_generator_seed(seed)
+        return self._sp.encode([normalize(t) for t in texts], enable_sampling=True, alpha=alpha, nbest_size=-1)
+
     def encode_pieces(self, text: str) -> list[str]:
         """Text to piece strings (``▁`` marks a preceding space)."""
         return self._sp.encode(normalize(text), out_type=str)

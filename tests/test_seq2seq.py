@@ -195,6 +195,39 @@ def test_parallel_batches():
     assert all(padded[i][0]["source"].shape[1] % 8 == 0 for i in range(len(padded)))
 
 
+def test_parallel_batches_segment_the_pairs_anew_each_epoch():
+    """With ``segment``, each epoch after the first takes that epoch's ids (longer
+    ones too), in as many batches as the first (Keras counts them once)."""
+    from nlpcore.train.common import ParallelBatches
+
+    sources = [[5] * n for n in [1, 9, 2, 8, 3, 7, 12, 4]]
+    targets = [[6] * n for n in [2, 8, 1, 9, 3, 6, 10, 5]]
+    calls = []
+
+    def segment(epoch):
+        calls.append(epoch)
+        return [[7] * (len(s) + epoch) for s in sources], [[8] * (len(t) + 2 * epoch) for t in targets]
+
+    data = ParallelBatches(sources, targets, batch_size=3, max_source_length=20, max_target_length=16,
+                           max_tokens=40, seed=1, segment=segment)
+
+    def epoch_ids():
+        rows = [data[i] for i in range(len(data))]
+        return (sorted(int((x["source"] != PAD_ID).sum()) for x, _, _ in rows),
+                {int(v) for x, _, _ in rows for v in np.unique(x["source"])} - {PAD_ID})
+
+    first = len(data)
+    assert epoch_ids() == (epoch_ids()[0], {5}) and not calls
+    for epoch in (1, 2, 3):
+        data.on_epoch_end()
+        assert calls[-1] == epoch and len(data) == first
+        assert epoch_ids()[1] == {7}
+        assert sum(epoch_ids()[0]) == sum(min(len(s) + epoch, 20) for s in sources)
+        assert max(data[i][1].shape[1] for i in range(len(data))) <= 16
+    with pytest.raises(ValueError, match="pairs"):
+        ParallelBatches(sources, targets, 3, 20, 16, segment=lambda e: (sources[:2], targets[:2])).on_epoch_end()
+
+
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="attention"):
         Seq2SeqConfig(attention="dot")

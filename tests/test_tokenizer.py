@@ -76,6 +76,23 @@ def test_bpe_and_bad_model_type():
         Tokenizer.train(sample_corpus(), TokenizerConfig(model_type="word"))
 
 
+def test_sampled_segmentations_vary_and_keep_the_text(tiny_tokenizer):
+    """Subword regularization: drawn segmentations differ from seed to seed, each
+    decodes to the same text, and the same seed draws the same ones."""
+    texts = ROUND_TRIP[:4]
+    draws = [tiny_tokenizer.sample(texts, 0.2, seed) for seed in range(6)]
+    for ids in draws:
+        assert [tiny_tokenizer.decode(i) for i in ids] == texts
+    assert len({str(d) for d in draws}) > 1
+    assert any(d != tiny_tokenizer.encode(texts) for d in draws)
+    assert tiny_tokenizer.sample(texts, 0.2, 3) == draws[3]
+    bpe = Tokenizer.train(sample_corpus(), TokenizerConfig(vocab_size=370, model_type="bpe"))
+    assert [bpe.decode(i) for i in bpe.sample(texts, 0.3, 1)] == texts  # BPE-dropout
+    for alpha in (0.0, -0.1, 1.5):
+        with pytest.raises(TokenizerError, match="alpha"):
+            tiny_tokenizer.sample(texts, alpha, 0)
+
+
 def test_impossible_vocab_size_is_a_clear_error():
     with pytest.raises(TokenizerError, match="SentencePiece training failed"):
         Tokenizer.train(["tiny corpus"], TokenizerConfig(vocab_size=50_000))

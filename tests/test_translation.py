@@ -107,6 +107,10 @@ def test_unknown_weights_dtype_is_refused_before_training():
         TranslationTrainConfig(weights_dtype="int8")
     with pytest.raises(ValueError, match="mantissa_bits"):
         TranslationTrainConfig(mantissa_bits=11)
+    with pytest.raises(ValueError, match="subword_sampling"):
+        TranslationTrainConfig(subword_sampling=1.5)
+    with pytest.raises(ValueError, match="subword_sampling_sides"):
+        TranslationTrainConfig(subword_sampling_sides=("source", "decoder"))
 
 
 def test_attention_walks_along_the_source(trained):
@@ -337,6 +341,37 @@ def test_extra_corpora_train_and_are_named_in_the_card(trained, tmp_path):
     table.with_suffix(".json").unlink()  # a table without its record is refused before any training
     with pytest.raises(ValueError, match="numbers-bt.json"):
         train(dataclasses.replace(config, extra_corpora=(str(table),), run_dir=str(tmp_path / "run2")), verbose=0)
+
+
+def test_subword_sampling_segments_the_training_side_anew_each_epoch(trained, tmp_path, monkeypatch):
+    """Continued training with subword regularization on the target side: from the
+    second epoch on, the French of every training pair is drawn again, the English
+    keeps its best segmentation, and the card names the setting."""
+    import dataclasses
+
+    from nlpcore.tokenizer import Tokenizer
+    from nlpcore.train.translation import train
+
+    package, config = trained
+    drawn, sample = [], Tokenizer.sample
+
+    def counted(self, texts, alpha, seed):
+        drawn.append((texts[0], alpha, seed, len(texts)))
+        return sample(self, texts, alpha, seed)
+
+    monkeypatch.setattr(Tokenizer, "sample", counted)
+    tuned = train(dataclasses.replace(
+        config, compare_attention=False, epochs=3, patience=3, learning_rate=1e-4, init_from=str(package.path),
+        subword_sampling=0.3, subword_sampling_sides=("target",), run_dir=str(tmp_path / "run")),
+        output=str(tmp_path / "tuned"), verbose=0)
+
+    pairs = tuned.card.extra["training_pairs"]
+    assert len(drawn) >= 2  # a draw per epoch after the first, seeded by the epoch
+    assert [(alpha, seed, n) for _, alpha, seed, n in drawn][:2] == [(0.3, 42_001, pairs), (0.3, 42_002, pairs)]
+    assert all(set(text.split()) <= set(FR) for text, *_ in drawn)  # the target side only
+    assert tuned.card.extra["subword_sampling"] == {"alpha": 0.3, "sides": ["target"]}
+    assert tuned.card.metrics[next(iter(tuned.card.metrics))]["bleu"] > 50  # still translates the fixture
+    assert "subword_sampling" not in package.card.extra
 
 
 def test_card_data_lists_each_source_once():

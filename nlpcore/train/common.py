@@ -7,7 +7,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -239,18 +239,25 @@ class ParallelBatches(keras.utils.PyDataset):
     rounded up to a multiple of ``pad_multiple`` (fewer distinct shapes, fewer
     recompilations under JAX). Batches are reshuffled every epoch from
     ``seed`` and the epoch number.
+
+    segment: ``segment(epoch) -> (sources, targets)``, the same pairs
+    segmented anew for each epoch after the first (subword regularization);
+    None keeps the given ids. Pairs are still grouped by the given ids'
+    lengths, so every epoch has the same number of batches (Keras counts
+    them once).
     """
 
     def __init__(self, sources, targets, batch_size: int, max_source_length: int, max_target_length: int,
-                 max_tokens: int = 0, shuffle: bool = True, seed: int = 0, pad_multiple: int = 1):
+                 max_tokens: int = 0, shuffle: bool = True, seed: int = 0, pad_multiple: int = 1,
+                 segment: Callable[[int], tuple[list, list]] | None = None):
         super().__init__(workers=1, use_multiprocessing=False)
         from ..tokenizer import BOS_ID, EOS_ID
 
-        if len(sources) != len(targets):
-            raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
-        self.sources = [list(s[:max_source_length]) for s in sources]
-        # target_in and target_out are one longer than the target.
-        self.targets = [list(t[: max_target_length - 1]) for t in targets]
+        self.max_source_length, self.max_target_length = max_source_length, max_target_length
+        self.segment = segment
+        self._set_pairs(sources, targets)
+        self._source_len = np.array([len(s) for s in self.sources], dtype=np.float64)
+        self._target_len = np.array([len(t) for t in self.targets], dtype=np.float64)
         self.bos, self.eos = BOS_ID, EOS_ID
         self.batch_size = batch_size
         self.max_tokens = max_tokens
@@ -259,6 +266,13 @@ class ParallelBatches(keras.utils.PyDataset):
         self.pad_multiple = pad_multiple
         self.epoch = 0
         self._make_batches()
+
+    def _set_pairs(self, sources, targets) -> None:
+        if len(sources) != len(targets):
+            raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
+        self.sources = [list(s[: self.max_source_length]) for s in sources]
+        # target_in and target_out are one longer than the target.
+        self.targets = [list(t[: self.max_target_length - 1]) for t in targets]
 
     @property
     def pairs(self) -> int:
@@ -272,8 +286,7 @@ class ParallelBatches(keras.utils.PyDataset):
     def _make_batches(self) -> None:
         rng = np.random.default_rng(self.seed + self.epoch)
         noise = rng.random(len(self.sources)) if self.shuffle else np.zeros(len(self.sources))
-        source_len = np.array([len(s) for s in self.sources], dtype=np.float64)
-        target_len = np.array([len(t) for t in self.targets], dtype=np.float64)
+        source_len, target_len = self._source_len, self._target_len
         order = np.lexsort((noise, source_len, target_len))
         batches, current, widest = [], [], 0
         for index in order:
@@ -319,7 +332,12 @@ class ParallelBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
-        if self.shuffle:
+        if self.segment is not None:
+            count = len(self.sources)
+            self._set_pairs(*self.segment(self.epoch))
+            if len(self.sources) != count:
+                raise ValueError(f"segment({self.epoch}) gave {len(self.sources)} pairs, not {count}")
+        if self.shuffle or self.segment is not None:
             self._make_batches()
 
 

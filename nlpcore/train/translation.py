@@ -84,6 +84,12 @@ class TranslationTrainConfig:
         (:data:`nlpcore.train.backtranslation.TAG`), so the model learns what
         real input looks like apart from the synthetic; input at translation
         time carries no tag.
+    subword_sampling: when > 0, subword regularization (Kudo 2018): from the
+        second epoch on, the training pairs of ``subword_sampling_sides`` are
+        segmented anew each epoch, drawn from the SentencePiece lattice with
+        this smoothing alpha (0.1 is typical), so the model sees many
+        segmentations of each sentence; validation and translation use the
+        best one. 0 keeps the best segmentation throughout.
     max_train_pairs: 0 for all; a number draws that many pairs (quick runs).
     max_validation_pairs: 0 for all; caps the beam-search evaluation.
     source_tokenizer / target_tokenizer: the two SentencePiece models.
@@ -138,6 +144,8 @@ class TranslationTrainConfig:
     tag_extra_corpora: bool = False
     validation_fraction: float = 0.05
     split_salt: str = "malbeot"
+    subword_sampling: float = 0.0
+    subword_sampling_sides: tuple[str, ...] = ("source", "target")
     max_train_pairs: int = 0
     max_validation_pairs: int = 0
     source_tokenizer: TokenizerConfig = TokenizerConfig(vocab_size=8000, character_coverage=1.0)
@@ -172,6 +180,11 @@ class TranslationTrainConfig:
             raise ValueError(f"weights_dtype must be float32 or float16, not {self.weights_dtype!r}")
         if not 1 <= self.mantissa_bits <= FLOAT16_MANTISSA_BITS:
             raise ValueError(f"mantissa_bits must be 1 to {FLOAT16_MANTISSA_BITS}, not {self.mantissa_bits}")
+        if not 0.0 <= self.subword_sampling <= 1.0:
+            raise ValueError(f"subword_sampling must be 0 (off) to 1, not {self.subword_sampling}")
+        if not set(self.subword_sampling_sides) <= {"source", "target"}:
+            raise ValueError(f"subword_sampling_sides may name source and target, not "
+                             f"{list(self.subword_sampling_sides)}")
         if self.init_from and self.compare_attention:
             raise ValueError("compare_attention trains both attention types from scratch; "
                              "a run with init_from keeps the attention of the package it starts from")
@@ -308,6 +321,24 @@ def _tokenizer(path: Path, texts, config: TokenizerConfig, resume: bool) -> Toke
 
 def encode_pairs(pairs, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer):
     return (source_tokenizer.encode([p.source for p in pairs]), target_tokenizer.encode([p.target for p in pairs]))
+
+
+def subword_sampler(config: TranslationTrainConfig, pairs, source_tokenizer: Tokenizer,
+                    target_tokenizer: Tokenizer, sources, targets):
+    """``segment(epoch)`` for :class:`ParallelBatches`: ``pairs`` segmented
+    anew (by sampling) on the sides ``config`` names, the other side kept as
+    ``sources`` / ``targets``; None when subword sampling is off."""
+    if config.subword_sampling <= 0 or not config.subword_sampling_sides:
+        return None
+    sides = {"source": (source_tokenizer, [p.source for p in pairs], sources),
+             "target": (target_tokenizer, [p.target for p in pairs], targets)}
+
+    def segment(epoch: int) -> tuple[list, list]:
+        return tuple(tokenizer.sample(texts, config.subword_sampling, config.seed * 1000 + epoch)
+                     if side in config.subword_sampling_sides else ids
+                     for side, (tokenizer, texts, ids) in sides.items())
+
+    return segment
 
 
 # ====================================================================== training
@@ -595,8 +626,10 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
     x_src, x_tgt = [x_src[i] for i in keep], [x_tgt[i] for i in keep]
     v_src, v_tgt = encode_pairs(val_pairs, source_tokenizer, target_tokenizer)
     pad, max_tokens = batch_shapes(config, _backend())
+    segment = subword_sampler(config, [train_pairs[i] for i in keep], source_tokenizer, target_tokenizer,
+                              x_src, x_tgt)
     train_data = ParallelBatches(x_src, x_tgt, config.batch_size, model_config.max_source_length,
-                                 model_config.max_target_length, max_tokens, True, config.seed, pad)
+                                 model_config.max_target_length, max_tokens, True, config.seed, pad, segment)
     val_data = ParallelBatches(v_src, v_tgt, config.batch_size, model_config.max_source_length,
                                model_config.max_target_length, max_tokens, False, 0, pad)
     print(f"training pairs after the length limits: {len(x_src):,} ({dropped:,} longer ones dropped); "
@@ -689,6 +722,8 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
             "total_seconds": round(time.time() - started, 1),
             "parameters": int(final["model"].count_params()),
             "training_pairs": len(x_src),
+            **({"subword_sampling": {"alpha": config.subword_sampling,
+                                     "sides": list(config.subword_sampling_sides)}} if segment else {}),
             **({"extra_corpora": extras} if extras else {}),
             **({"checkpoint_average": final["checkpoint_average"]} if final["checkpoint_average"] else {}),
             **extra_transfer,
