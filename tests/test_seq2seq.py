@@ -196,8 +196,8 @@ def test_parallel_batches():
 
 
 def test_parallel_batches_segment_the_pairs_anew_each_epoch():
-    """With ``segment``, each epoch after the first takes that epoch's ids (longer
-    ones too), in as many batches as the first (Keras counts them once)."""
+    """With ``segment``, every epoch takes that epoch's ids (longer ones too), in
+    as many batches as the first (Keras counts them once)."""
     from nlpcore.train.common import ParallelBatches
 
     sources = [[5] * n for n in [1, 9, 2, 8, 3, 7, 12, 4]]
@@ -217,7 +217,8 @@ def test_parallel_batches_segment_the_pairs_anew_each_epoch():
                 {int(v) for x, _, _ in rows for v in np.unique(x["source"])} - {PAD_ID})
 
     first = len(data)
-    assert epoch_ids() == (epoch_ids()[0], {5}) and not calls
+    assert calls == [0] and epoch_ids()[1] == {7}
+    assert sum(epoch_ids()[0]) == sum(min(len(s), 20) for s in sources)
     for epoch in (1, 2, 3):
         data.on_epoch_end()
         assert calls[-1] == epoch and len(data) == first

@@ -241,10 +241,10 @@ class ParallelBatches(keras.utils.PyDataset):
     ``seed`` and the epoch number.
 
     segment: ``segment(epoch) -> (sources, targets)``, the same pairs
-    segmented anew for each epoch after the first (subword regularization);
-    None keeps the given ids. Pairs are still grouped by the given ids'
-    lengths, so every epoch has the same number of batches (Keras counts
-    them once).
+    segmented anew for every epoch (subword regularization), from the start
+    and at each ``on_epoch_end``; None keeps the given ids. Pairs are still
+    grouped by the given ids' lengths, so every epoch has the same number of
+    batches (Keras counts them once).
     """
 
     def __init__(self, sources, targets, batch_size: int, max_source_length: int, max_target_length: int,
@@ -258,13 +258,15 @@ class ParallelBatches(keras.utils.PyDataset):
         self._set_pairs(sources, targets)
         self._source_len = np.array([len(s) for s in self.sources], dtype=np.float64)
         self._target_len = np.array([len(t) for t in self.targets], dtype=np.float64)
+        self.epoch = 0
+        if segment is not None:
+            self._segment()
         self.bos, self.eos = BOS_ID, EOS_ID
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.shuffle = shuffle
         self.seed = seed
         self.pad_multiple = pad_multiple
-        self.epoch = 0
         self._make_batches()
 
     def _set_pairs(self, sources, targets) -> None:
@@ -330,13 +332,16 @@ class ParallelBatches(keras.utils.PyDataset):
         weights = (target_out != 0).astype(np.float32)
         return {"source": source, "target_in": target_in}, target_out, weights
 
+    def _segment(self) -> None:
+        count = len(self.sources)
+        self._set_pairs(*self.segment(self.epoch))
+        if len(self.sources) != count:
+            raise ValueError(f"segment({self.epoch}) gave {len(self.sources)} pairs, not {count}")
+
     def on_epoch_end(self) -> None:
         self.epoch += 1
         if self.segment is not None:
-            count = len(self.sources)
-            self._set_pairs(*self.segment(self.epoch))
-            if len(self.sources) != count:
-                raise ValueError(f"segment({self.epoch}) gave {len(self.sources)} pairs, not {count}")
+            self._segment()
         if self.shuffle or self.segment is not None:
             self._make_batches()
 

@@ -84,12 +84,14 @@ class TranslationTrainConfig:
         (:data:`nlpcore.train.backtranslation.TAG`), so the model learns what
         real input looks like apart from the synthetic; input at translation
         time carries no tag.
-    subword_sampling: when > 0, subword regularization (Kudo 2018): from the
-        second epoch on, the training pairs of ``subword_sampling_sides`` are
-        segmented anew each epoch, drawn from the SentencePiece lattice with
-        this smoothing alpha (0.1 is typical), so the model sees many
-        segmentations of each sentence; validation and translation use the
-        best one. 0 keeps the best segmentation throughout.
+    subword_sampling: when > 0, subword regularization (Kudo 2018): the
+        training sentences of ``subword_sampling_sides`` are segmented anew
+        every epoch, drawn from the SentencePiece lattice with this smoothing
+        alpha, so the model sees many segmentations of each sentence;
+        validation and translation use the best one. Smaller is more
+        fragmented: on ko-en, 0.1 makes the English 1.66 times as many pieces
+        as the best segmentation, 0.3 1.08 times, 0.5 1.03 times. 0 keeps the
+        best segmentation throughout.
     max_train_pairs: 0 for all; a number draws that many pairs (quick runs).
     max_validation_pairs: 0 for all; caps the beam-search evaluation.
     source_tokenizer / target_tokenizer: the two SentencePiece models.
