@@ -225,8 +225,13 @@ def test_parallel_batches_segment_the_pairs_anew_each_epoch():
         assert epoch_ids()[1] == {7}
         assert sum(epoch_ids()[0]) == sum(min(len(s) + epoch, 20) for s in sources)
         assert max(data[i][1].shape[1] for i in range(len(data))) <= 16
+        # TensorFlow's adapter takes the axes' shapes from the first two batches: both widths must differ
+        (a, _, _), (b, _, _) = data[0], data[1]
+        assert a["source"].shape[1] != b["source"].shape[1] and a["target_in"].shape[1] != b["target_in"].shape[1]
     with pytest.raises(ValueError, match="pairs"):
         ParallelBatches(sources, targets, 3, 20, 16, segment=lambda e: (sources[:2], targets[:2])).on_epoch_end()
+    with pytest.raises(ValueError, match="two batches"):
+        ParallelBatches(sources, targets, 8, 20, 16, segment=segment)
 
 
 def test_bad_config_is_refused():

@@ -303,16 +303,22 @@ class ParallelBatches(keras.utils.PyDataset):
             batches.append(np.array(current))
         if self.shuffle:
             rng.shuffle(batches)
-        # Widest first (an out-of-memory shows at once), a different width second
-        # (so TensorFlow's adapter sees the time axes as variable).
-        sizes = [len(b) * max(self._widths(b)) for b in batches]
+        # Widest first (an out-of-memory shows at once), one of other widths second,
+        # both widths differing where a batch does: TensorFlow's adapter fixes an
+        # axis whose width the first two batches share.
+        widths = [self._widths(b) for b in batches]
         if len(batches) > 1:
-            top = int(np.argmax(sizes))
-            batches[0], batches[top] = batches[top], batches[0]
-            first = self._widths(batches[0])
-            other = next((i for i in range(1, len(batches)) if self._widths(batches[i]) != first), None)
+            top = int(np.argmax([len(b) * max(w) for b, w in zip(batches, widths)]))
+            for order in (batches, widths):
+                order[0], order[top] = order[top], order[0]
+            differs = [i for i in range(1, len(batches)) if widths[i] != widths[0]]
+            other = next((i for i in differs if all(a != b for a, b in zip(widths[i], widths[0]))),
+                         differs[0] if differs else None)
             if other is not None:
                 batches[1], batches[other] = batches[other], batches[1]
+        elif self.segment is not None:
+            raise ValueError("subword sampling needs two batches of training pairs or more: the widths of a "
+                             "lone batch would be fixed, and a later epoch's segmentation can change them")
         self.batches = batches
 
     def __len__(self) -> int:
