@@ -301,7 +301,8 @@ def test_continuation_scores_again_the_subsets_of_the_package_it_started_from(in
     assert "validation_subsets" not in extra["initialized_from"]  # its own split: nothing it did not see
     assert {k: v["sentences"] for k, v in extra["validation_subsets"].items()} == \
         {k: v["sentences"] for k, v in before.items()}
-    assert "translate-en-fr" in extra["validation_subsets_note"]
+    # translate-en-fr shares the French target with de→fr, though the continuation shares both sides
+    assert "whose target sentence (fr) translate-en-fr was trained on" in extra["validation_subsets_note"]
 
     third = train(_german_config(trained, tmp_path, init_from=str(second.path), learning_rate=1e-4,
                                  run_dir=str(tmp_path / "run3")), output=str(tmp_path / "third"), verbose=0)

@@ -29,6 +29,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -415,6 +416,15 @@ def average_checkpoints(model, snapshots, val_data, best_loss: float) -> dict | 
     return record
 
 
+class ValidationSubsets(NamedTuple):
+    """Validation pairs to score apart: those whose ``side`` sentence ``package``
+    was trained on (``seen by <package>``) and the others (``unseen``)."""
+
+    package: str
+    side: str
+    groups: dict[str, list[bool]]
+
+
 @dataclass(frozen=True)
 class Transfer:
     """A run's starting point (``init_from``): the package, the sides whose language
@@ -451,24 +461,25 @@ class Transfer:
         known = {pair_key(getattr(p, side)) for p in trained}
         return [pair_key(getattr(p, side)) in known for p in pairs]
 
-    def subsets(self, pairs) -> tuple[str, dict[str, list[bool]]] | None:
-        """(package, validation subsets) to score apart: the pairs whose sentence in
-        the shared language this package was trained on (``seen``). A run that
+    def subsets(self, pairs) -> ValidationSubsets | None:
+        """The validation pairs to score apart: those whose sentence in the
+        shared language this package was trained on (``seen``). A run that
         continues the package on its own corpus has none; it scores again the
         subsets of the package's card, seen by an earlier package of another
         corpus, when that one is installed."""
-        name, seen = self.package.card.name, self.seen(pairs)
+        name, side, seen = self.package.card.name, self.shared[0], self.seen(pairs)
         if not any(seen):
             name = self.subsets_package()
             if not name:
                 return None
             try:
-                seen = Transfer.open(dataclasses.replace(self.config, init_from=name, compare_attention=False)).seen(pairs)
+                earlier = Transfer.open(dataclasses.replace(self.config, init_from=name, compare_attention=False))
+                side, seen = earlier.shared[0], earlier.seen(pairs)
             except (PackageError, ValueError, OSError):  # not installed, sharing no language, or its corpus is missing
                 return None
             if not any(seen):
                 return None
-        return name, {f"seen by {name}": seen, "unseen": [not f for f in seen]}
+        return ValidationSubsets(name, side, {f"seen by {name}": seen, "unseen": [not f for f in seen]})
 
     def subsets_package(self) -> str:
         """The package this package's card scored validation subsets against ('' if none)."""
@@ -493,20 +504,16 @@ class Transfer:
                                      "measures the transfer alone")
         return entry
 
-    def card_fields(self, subsets_package: str, scores: dict, config: TranslationTrainConfig) -> dict:
+    def card_fields(self, subsets: ValidationSubsets | None, scores: dict, config: TranslationTrainConfig) -> dict:
         """The new card's extra fields about this start: ``initialized_from``, with
         the subsets' scores when they are this package's; for a continuation,
         those of the earlier package (``subsets``) as ``validation_subsets``."""
-        if subsets_package == self.package.card.name:
+        if subsets is None or subsets.package == self.package.card.name:
             return {"initialized_from": self.card_entry(scores)}
         fields = {"initialized_from": self.card_entry()}
         if scores:
-            side = self.shared[0]
-            fields.update(validation_subsets=scores, validation_subsets_note=(
-                f"validation pairs whose {side} sentence ({getattr(config, side)}) {subsets_package} was "
-                f"trained on, with another language on the other side, are easier; {subsets_package} is "
-                f"where these weights started, before {config.corpus}, so the unseen subset measures what "
-                f"the {config.corpus} data taught"))
+            fields.update(validation_subsets=scores,
+                          validation_subsets_note=subsets_note(subsets, getattr(config, subsets.side), config.corpus))
         return fields
 
     def card_data(self) -> tuple[DataSource, ...]:
@@ -520,6 +527,14 @@ class Transfer:
         sides = " and ".join(f"the {side} model" for side in self.shared).capitalize()
         verb = "is" if len(self.shared) == 1 else "are"
         return f" {sides} {verb} {self.package.card.name}'s, kept with the weights this model started from."
+
+
+def subsets_note(subsets: ValidationSubsets, language: str, corpus: str) -> str:
+    """The card's ``validation_subsets_note`` of a run that continues a package
+    on its own corpus, the subsets being those seen by an earlier package."""
+    return (f"validation pairs whose {subsets.side} sentence ({language}) {subsets.package} was trained on, "
+            f"with another language on the other side, are easier; {subsets.package} is where these weights "
+            f"started, before {corpus}, so the unseen subset measures what the {corpus} data taught")
 
 
 def _csv_history(path: Path) -> dict[str, list[float]]:
@@ -609,15 +624,13 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
 
     source_tokenizer = side_tokenizer("source", (p.source for p in train_pairs))
     target_tokenizer = side_tokenizer("target", (p.target for p in train_pairs))
-    model_config, subsets, subsets_package = config.model, None, ""
+    model_config, subsets = config.model, None
     if transfer is not None:  # the package's architecture and shared tokenizers, this run's dropout
         model_config = dataclasses.replace(transfer.config.model, dropout=config.model.dropout)
         config = dataclasses.replace(config, **{f"{side}_tokenizer": getattr(transfer.config, f"{side}_tokenizer")
                                                 for side in transfer.shared})
         print(json.dumps({"initialized_from": transfer.card_entry()}, ensure_ascii=False), flush=True)
-        subsets_of = transfer.subsets(val_pairs)
-        if subsets_of:
-            subsets_package, subsets = subsets_of
+        subsets = transfer.subsets(val_pairs)
     model_config = dataclasses.replace(model_config, src_vocab_size=source_tokenizer.vocab_size,
                                        tgt_vocab_size=target_tokenizer.vocab_size)
 
@@ -646,7 +659,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
         # evaluate what ships
         model.set_weights(as_stored(model.get_weights(), config.weights_dtype, config.mantissa_bits))
         evaluation = evaluate_model(model, variant_config, source_tokenizer, target_tokenizer, val_pairs, config,
-                                    subsets=subsets)
+                                    subsets=subsets.groups if subsets else None)
         best = int(np.argmin(history["val_loss"])) if history.get("val_loss") else -1
         summary = {"bleu": evaluation["bleu"], "chrf": evaluation["chrf"],
                    "token_accuracy": round(history["val_accuracy"][best], 4) if best >= 0 else None,
@@ -695,7 +708,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
         used_rows = listed_once(used_rows + init_data)
         used = {**used, **{(d.name, d.license): d.rows for d in init_data}}
         tokenizers += transfer.tokenizer_note()
-        extra_transfer = transfer.card_fields(subsets_package, final["evaluation"]["subsets"], config)
+        extra_transfer = transfer.card_fields(subsets, final["evaluation"]["subsets"], config)
     license_ = config.license or resulting_license(used)
     comparison = attention_comparison(
         {a: {**r["summary"], "epochs": r["epochs"], "train_seconds": r["train_seconds"]} for a, r in compared.items()},
