@@ -758,6 +758,9 @@ def test_tagged_back_translation_configs_are_the_shipped_en_to_ko_recipe():
     assert "extra_corpora" not in shipped.card.extra
     assert any(d.name == "koconovel-bt" for d in shipped.card.data)  # round two's data, through init_from
     assert shipped.card.extra["checkpoint_average"]["adopted"]
+    # with subword regularization on the English side only: the decoder learns the segmentation it produces
+    assert last.subword_sampling > 0 and last.subword_sampling_sides == ("source",)
+    assert shipped.card.extra["subword_sampling"] == {"alpha": last.subword_sampling, "sides": ["source"]}
     # the package decodes with the length penalty its recipe scored it with
     assert shipped.config(TranslationTrainConfig).length_penalty == last.length_penalty == first.length_penalty
 
