@@ -184,8 +184,9 @@ class Tokenizer:
     def sample(self, texts: Sequence[str], alpha: float, seed: int) -> list[list[int]]:
         """Texts to piece ids, each segmentation drawn at random instead of the
         best one (subword regularization, Kudo 2018): from the unigram lattice
-        with smoothing ``alpha`` (0.1 is typical; 0 would draw uniformly), or
-        for a BPE model by dropping each merge with probability ``alpha``.
+        with smoothing ``alpha`` (the smaller, the nearer a uniform draw over
+        all segmentations: more, shorter pieces), or for a BPE model by
+        dropping each merge with probability ``alpha``.
         Each segmentation still decodes to the same text; ``seed`` makes the
         draw repeatable."""
         if not 0.0 < alpha <= 1.0:
