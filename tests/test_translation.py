@@ -725,13 +725,22 @@ def test_shipped_configs_load(direction, variant):
 
 def test_back_translation_configs_continue_the_cpu_recipe():
     """Steps 2 to 5 of translate-ko-en start from the previous step's package and add
-    tables that ``nlpcore backtranslate`` writes; own run folders keep the checkpoints apart."""
+    tables that ``nlpcore backtranslate`` writes; own run folders keep the checkpoints apart.
+    Step 6, the shipped package's, continues step 5 on the real pairs alone."""
     from nlpcore.packages import find_package, load_package
     from nlpcore.train.translation import TranslationTrainConfig
 
     steps = [_repo_config(f"translate-ko-en-{step}") for step in ("cpu", "bt", "bt2", "bt3", "tbt")]
-    shipped = load_package(find_package("translate-ko-en")).config(TranslationTrainConfig)
-    assert shipped.length_penalty == steps[-1].length_penalty  # the last step's is the package's default
+    last = _repo_config("translate-ko-en-ft")  # then the real pairs alone, with subword regularization
+    package = load_package(find_package("translate-ko-en"))
+    shipped = package.config(TranslationTrainConfig)
+    assert shipped.length_penalty == last.length_penalty == steps[-1].length_penalty  # the package's default
+    assert last.init_from == steps[-1].output and last.run_dir not in {s.run_dir for s in steps}
+    assert not last.extra_corpora and last.learning_rate < steps[-1].learning_rate and last.subword_sampling > 0
+    assert package.card.extra["subword_sampling"] == {"alpha": last.subword_sampling,
+                                                      "sides": list(last.subword_sampling_sides)}
+    assert (shipped.subword_sampling, shipped.subword_sampling_sides) == (last.subword_sampling,
+                                                                          last.subword_sampling_sides)
     for first, second in zip(steps, steps[1:]):
         assert second.init_from == first.output and second.run_dir != first.run_dir
         assert second.extra_corpora and all(t.startswith("runs/bt/") for t in second.extra_corpora)
