@@ -85,6 +85,9 @@ class TranslateOptions:
     max_length_ratio: float = 2.0  # target pieces allowed per source piece (+ 10)
     no_repeat_ngram: int = 3  # block repeating any n-gram of this size (0 = off)
     replace_unknown: bool = True  # copy the most-attended source piece for <unk>
+    # When a beam search stops: "current" (no alive beam beats the best finished one at its next length)
+    # or "exact" (at no reachable length); see nlpcore.decoding.beam_search.
+    stopping: str = "current"
 
     def __post_init__(self):
         if self.beam_size < 1:
@@ -95,6 +98,10 @@ class TranslateOptions:
             raise ValueError("length_penalty must be 0 or more")
         if self.max_length_ratio <= 0:
             raise ValueError("max_length_ratio must be positive")
+        from .decoding.search import BEAM_STOPPING
+
+        if self.stopping not in BEAM_STOPPING:
+            raise ValueError(f"stopping must be one of {', '.join(BEAM_STOPPING)}, not {self.stopping!r}")
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,8 @@ class TranslationModel:
             else:
                 found = beam_search(
                     step, start_ids, encoded.state, options.beam_size, max_length, n_best=options.n_best,
-                    length_penalty_alpha=self.alpha(options), no_repeat_ngram=options.no_repeat_ngram)
+                    length_penalty_alpha=self.alpha(options), no_repeat_ngram=options.no_repeat_ngram,
+                    stopping=options.stopping)
             timings["search"] += time.perf_counter() - encoded_at
             for row, hypotheses in zip(rows, found):
                 results[row] = hypotheses
@@ -506,7 +507,8 @@ def benchmark(src: str = "en", tgt: str = "fr", bulk_lines: int = 2000, repeats:
         source = pad_batch([model.source_tokenizer.encode(next(cycle))])
         limit = int(min(options.max_length_ratio * source.shape[1] + 10, model.model_config.max_target_length))
         return beam_search(naive.step, [BOS_ID], naive.start(source), 5, limit,
-                           length_penalty_alpha=model.alpha(options), no_repeat_ngram=options.no_repeat_ngram)
+                           length_penalty_alpha=model.alpha(options), no_repeat_ngram=options.no_repeat_ngram,
+                           stopping=options.stopping)
 
     record["naive_predict_per_step_beam5"] = bench.timed(naive_translate, max(5, repeats // 10), warmup=2)
     record["speedup_p50"] = round(record["naive_predict_per_step_beam5"]["p50_ms"]

@@ -321,6 +321,44 @@ def test_search_goes_on_while_a_longer_hypothesis_could_still_win():
     assert best.score > short > np.log(0.4 * 0.3) / ((5 + 3) / 6) ** 2  # B C alone would lose
     [[raw]], lm = run_beam([table], beam_size=2, max_length=20)
     assert raw.ids == (A,) and len(lm.calls) == 2
+    # "current" judges B C at its next length only, where it loses, and stops there.
+    [[current]], lm = run_beam([table], beam_size=2, max_length=20, length_penalty_alpha=2.0, stopping="current")
+    assert current.ids == (A,) and current.score == pytest.approx(short)
+    assert len(lm.calls) == 2
+
+
+def test_current_stopping_goes_on_while_an_alive_beam_scores_higher_now():
+    # A </s> finishes first, but the alive B C already scores higher than it at
+    # the length it would end with, so "current" searches on and finds the chain.
+    chain = (B, C, D, E)
+    table = {(): {A: 0.5, B: 0.5}, (A,): {EOS_ID: 0.6, C: 0.4}, (B,): {C: 0.95, EOS_ID: 0.05}}
+    table.update({chain[:n]: {chain[n]: 0.99, EOS_ID: 0.01} for n in range(2, len(chain))})
+    table[chain] = {EOS_ID: 0.99, A: 0.01}
+    [[best]], lm = run_beam([table], beam_size=2, max_length=20, length_penalty_alpha=2.0, stopping="current")
+    assert best.ids == chain
+    assert best.score == pytest.approx(np.log(0.5 * 0.95 * 0.99**3) / ((5 + 5) / 6) ** 2)
+    assert best.score > np.log(0.5 * 0.6) / ((5 + 2) / 6) ** 2
+
+
+def test_unknown_stopping_is_refused():
+    with pytest.raises(ValueError, match="stopping"):
+        run_beam([GARDEN_PATH], beam_size=2, max_length=5, stopping="early")
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), max_length=st.integers(1, 4), alpha=st.sampled_from([0.0, 0.6, 2.0]),
+       beam_size=st.integers(1, 4), n_best=st.integers(1, 4))
+def test_current_stopping_is_exact_without_a_penalty_and_never_searches_longer(seed, max_length, alpha,
+                                                                              beam_size, n_best):
+    n_best = min(n_best, beam_size)
+    table = random_tree(seed, max_length)
+    options = dict(beam_size=beam_size, n_best=n_best, max_length=max_length, length_penalty_alpha=alpha)
+    [exact], exact_lm = run_beam([table], stopping="exact", **options)
+    [current], current_lm = run_beam([table], stopping="current", **options)
+    assert len(current_lm.calls) <= len(exact_lm.calls)
+    if alpha == 0.0:
+        assert_same_hypotheses(current, exact)
+        assert len(current_lm.calls) == len(exact_lm.calls)
 
 
 def test_too_few_possible_sequences_give_fewer_hypotheses():

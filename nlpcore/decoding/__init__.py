@@ -27,6 +27,7 @@ from .samplers import (
     make_rng,
 )
 from .search import (
+    BEAM_STOPPING,
     DEFAULT_FORBIDDEN_IDS,
     LENGTH_NORMALIZATIONS,
     SearchHypothesis,
@@ -49,6 +50,7 @@ __all__ = [
     "length_penalty",
     "replace_unknown",
     "LENGTH_NORMALIZATIONS",
+    "BEAM_STOPPING",
     "DEFAULT_FORBIDDEN_IDS",
     "Sampler",
     "GreedySampler",

@@ -35,6 +35,7 @@ from .ops import scores_and_log_normalizer, top_k_indices
 from .step import State, StepFunction, gather_state, tile_state
 
 LENGTH_NORMALIZATIONS = ("gnmt", "average")
+BEAM_STOPPING = ("exact", "current")
 DEFAULT_FORBIDDEN_IDS = (PAD_ID, BOS_ID)  # never produced by a search or a sampler
 
 
@@ -295,6 +296,7 @@ def beam_search(
     min_length: int = 0,
     eos_id: int = EOS_ID,
     forbidden_ids: Sequence[int] = DEFAULT_FORBIDDEN_IDS,
+    stopping: str = "exact",
 ) -> list[list[SearchHypothesis]]:
     """Beam search for a batch of B items, all beams in one step call per time step.
 
@@ -309,12 +311,22 @@ def beam_search(
     min_length: ``</s>`` is forbidden before this many pieces.
     forbidden_ids: pieces never produced (padding and ``<s>`` by default).
 
+    stopping: when an item with ``n_best`` finished hypotheses stops.
+        ``"exact"``: when no alive beam can beat its n-th best finished score
+        however long it grows (log-probabilities only fall; the penalty is
+        evaluated at the shortest and longest reachable lengths).
+        ``"current"``: when no alive beam beats it at the next length, as if
+        it ended there (the heuristic of Hugging Face's ``early_stopping=False``).
+        The two agree without a length penalty; with one that favours longer
+        outputs, ``"exact"`` keeps searching until the alive beams' raw
+        log-probabilities fall far below the finished ones, often up to
+        ``max_length``, while ``"current"`` stops as soon as the alive beams
+        score below what is finished.
+
     Each step keeps the 2K best extensions of an item's beams: those ending in
     ``</s>`` among the best K are finished, the best K others stay alive. An
-    item stops when its n-th best finished score cannot be beaten by any alive
-    beam however long it grows (log-probabilities only fall; the penalty is
-    evaluated at the shortest and longest reachable lengths), when no beam is
-    left, or at ``max_length``; its rows then leave the batch, so N = K × items
+    item stops as ``stopping`` says, when no beam is left, or at
+    ``max_length``; its rows then leave the batch, so N = K × items
     still searching. Equal scores are ranked by beam, then by piece id, and
     among finished hypotheses by the order they finished in.
 
@@ -322,6 +334,8 @@ def beam_search(
     (fewer only if fewer than ``n_best`` sequences have non-zero probability).
     """
     _check_common(beam_size, n_best, min_length, no_repeat_ngram, length_normalization)
+    if stopping not in BEAM_STOPPING:
+        raise ValueError(f"stopping must be one of {', '.join(BEAM_STOPPING)}, not {stopping!r}")
     start_ids = np.asarray(start_ids, dtype=np.int32).reshape(-1)
     batch_size, beams = len(start_ids), int(beam_size)
     max_lengths = _per_item(max_length, batch_size, "max_length")
@@ -383,8 +397,11 @@ def beam_search(
             np.take_along_axis(is_eos, survivors, axis=1), -np.inf, np.take_along_axis(best_log_prob, survivors, axis=1)
         )
         best_alive = next_log_prob[:, 0]
-        # Highest score any alive beam could still reach (its log-prob can only fall).
-        reachable = np.maximum(best_alive / penalty(t + 2), best_alive / penalty(max_lengths[active]))
+        # Highest score any alive beam could still reach (its log-prob can only fall),
+        # or with "current", the score it would have if it ended at the next step.
+        reachable = best_alive / penalty(t + 2)
+        if stopping == "exact":
+            reachable = np.maximum(reachable, best_alive / penalty(max_lengths[active]))
         cannot_improve = np.array(
             [len(finished[item]) >= n_best and finished[item][0][0] >= bound for item, bound in zip(active, reachable)],
             dtype=bool,
