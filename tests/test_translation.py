@@ -527,6 +527,18 @@ def test_translate_returns_n_best_with_attention(translator):
     assert greedy.text == "trois un quatre"
 
 
+def test_the_service_stops_beams_by_the_current_bound_unless_told_exact(translator, monkeypatch):
+    import nlpcore.decoding as decoding
+
+    seen, real = [], decoding.beam_search
+    monkeypatch.setattr(decoding, "beam_search", lambda *a, **k: seen.append(k["stopping"]) or real(*a, **k))
+    for options in (TranslateOptions(), TranslateOptions(stopping="exact")):
+        assert translator.translate("three one four", "en", "fr", options).text == "trois un quatre"
+    assert seen == ["current", "exact"]
+    with pytest.raises(ValueError, match="stopping must be one of exact, current"):
+        TranslateOptions(stopping="early")
+
+
 def test_paragraphs_and_sentences_keep_their_layout(translator):
     text = "one two.  three four!\n\nfive six\nseven"
     result = translator.translate(text, "en", "fr")
@@ -657,7 +669,8 @@ def test_numpy_search_equals_keras_predict_search(translator):
     sentences = ["three one four one", "five nine two"]
     source = pad_batch(model.source_tokenizer.encode(sentences))
     naive = KerasStepDecoder(model.keras_model, model.model_config)
-    slow = beam_search(naive.step, [BOS_ID] * 2, naive.start(source), 3, 12, n_best=2, length_penalty_alpha=0.6)
+    slow = beam_search(naive.step, [BOS_ID] * 2, naive.start(source), 3, 12, n_best=2, length_penalty_alpha=0.6,
+                       stopping=TranslateOptions().stopping)
     fast = model.search(model.source_tokenizer.encode(sentences), TranslateOptions(beam_size=3, n_best=2,
                                                                                     no_repeat_ngram=0))
     for a, b in zip(slow, fast):
@@ -712,7 +725,9 @@ def test_shipped_configs_load(direction, variant):
     if config.name == "translate-en-fr":  # the recipe stores what the shipped package stores
         from nlpcore.packages import find_package, read_card
 
-        assert config.mantissa_bits == read_card(find_package(config.name)).extra["weights_mantissa_bits"] == 9
+        card = read_card(find_package(config.name))
+        assert config.mantissa_bits == card.extra["weights_mantissa_bits"] == 9
+        assert config.length_penalty == card.extra["decoding"]["length_penalty"]
     if config.source == "ko":
         assert config.source_tokenizer.character_coverage == 0.9995
     if config.init_from:  # a shipped package that shares a language, without the attention comparison
@@ -734,7 +749,7 @@ def test_back_translation_configs_continue_the_cpu_recipe():
     last = _repo_config("translate-ko-en-ft")  # then the real pairs alone, with subword regularization
     package = load_package(find_package("translate-ko-en"))
     shipped = package.config(TranslationTrainConfig)
-    assert shipped.length_penalty == last.length_penalty == steps[-1].length_penalty  # the package's default
+    assert shipped.length_penalty == last.length_penalty == package.card.extra["decoding"]["length_penalty"]
     assert last.init_from == steps[-1].output and last.run_dir not in {s.run_dir for s in steps}
     assert not last.extra_corpora and last.learning_rate < steps[-1].learning_rate and last.subword_sampling > 0
     assert package.card.extra["subword_sampling"] == {"alpha": last.subword_sampling,
@@ -771,7 +786,8 @@ def test_tagged_back_translation_configs_are_the_shipped_en_to_ko_recipe():
     assert last.subword_sampling > 0 and last.subword_sampling_sides == ("source",)
     assert shipped.card.extra["subword_sampling"] == {"alpha": last.subword_sampling, "sides": ["source"]}
     # the package decodes with the length penalty its recipe scored it with
-    assert shipped.config(TranslationTrainConfig).length_penalty == last.length_penalty == first.length_penalty
+    assert shipped.config(TranslationTrainConfig).length_penalty == last.length_penalty
+    assert shipped.card.extra["decoding"]["length_penalty"] == last.length_penalty
 
 
 def test_gpu_config_loads():

@@ -66,7 +66,11 @@ def test_the_length_penalty_is_the_packages_unless_the_options_name_one(translat
     from nlpcore.train.translation import TranslationTrainConfig
 
     model = translator.model(src, tgt)
-    tuned = load_package(find_package(f"translate-{src}-{tgt}")).config(TranslationTrainConfig).length_penalty
+    package = load_package(find_package(f"translate-{src}-{tgt}"))
+    tuned = package.config(TranslationTrainConfig).length_penalty
+    # the card says how its figures were decoded: the package's penalty and the service's beam stopping
+    assert package.card.extra["decoding"]["length_penalty"] == tuned
+    assert package.card.extra["decoding"]["stopping"] == TranslateOptions().stopping
     assert model.alpha(TranslateOptions()) == tuned and model.alpha(TranslateOptions(length_penalty=0)) == 0
     text = {"en": "The weather was nice, so we walked to the station.", "fr": "Il fait beau aujourd'hui.",
             "ko": "오늘은 날씨가 좋아서 역까지 걸어갔다."}[src]
