@@ -348,17 +348,23 @@ def test_unknown_stopping_is_refused():
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31), max_length=st.integers(1, 4), alpha=st.sampled_from([0.0, 0.6, 2.0]),
        beam_size=st.integers(1, 4), n_best=st.integers(1, 4))
-def test_current_stopping_is_exact_without_a_penalty_and_never_searches_longer(seed, max_length, alpha,
-                                                                              beam_size, n_best):
+def test_current_stopping_never_searches_longer_and_its_best_ignores_n_best(seed, max_length, alpha,
+                                                                           beam_size, n_best):
     n_best = min(n_best, beam_size)
     table = random_tree(seed, max_length)
-    options = dict(beam_size=beam_size, n_best=n_best, max_length=max_length, length_penalty_alpha=alpha)
-    [exact], exact_lm = run_beam([table], stopping="exact", **options)
-    [current], current_lm = run_beam([table], stopping="current", **options)
+    options = dict(beam_size=beam_size, max_length=max_length, length_penalty_alpha=alpha)
+    [exact], exact_lm = run_beam([table], stopping="exact", n_best=n_best, **options)
+    [current], current_lm = run_beam([table], stopping="current", n_best=n_best, **options)
+    [single], single_lm = run_beam([table], stopping="current", n_best=1, **options)
     assert len(current_lm.calls) <= len(exact_lm.calls)
-    if alpha == 0.0:
-        assert_same_hypotheses(current, exact)
-        assert len(current_lm.calls) == len(exact_lm.calls)
+    assert 1 <= len(current) <= n_best
+    # when it stops does not depend on how many hypotheses are asked for
+    assert len(current_lm.calls) == len(single_lm.calls)
+    assert_same_hypotheses(current[:1], single)
+    assert [h.score for h in current] == sorted((h.score for h in current), reverse=True)
+    if alpha == 0.0:  # one hypothesis, no penalty: the same search as the exact rule
+        [exact_single], _ = run_beam([table], stopping="exact", n_best=1, **options)
+        assert_same_hypotheses(single, exact_single)
 
 
 def test_too_few_possible_sequences_give_fewer_hypotheses():

@@ -315,13 +315,15 @@ def beam_search(
         ``"exact"``: when no alive beam can beat its n-th best finished score
         however long it grows (log-probabilities only fall; the penalty is
         evaluated at the shortest and longest reachable lengths).
-        ``"current"``: when no alive beam beats it at the next length, as if
-        it ended there (the heuristic of Hugging Face's ``early_stopping=False``).
-        The two agree without a length penalty; with one that favours longer
-        outputs, ``"exact"`` keeps searching until the alive beams' raw
-        log-probabilities fall far below the finished ones, often up to
-        ``max_length``, while ``"current"`` stops as soon as the alive beams
-        score below what is finished.
+        ``"current"``: when no alive beam beats its best finished score at
+        the next length, as if it ended there (the heuristic of Hugging
+        Face's ``early_stopping=False``, judged by the best hypothesis as
+        OpenNMT does). The moment does not depend on ``n_best``, so neither
+        does the best hypothesis; fewer than ``n_best`` may have finished by
+        then. With one hypothesis asked and no length penalty the two rules
+        agree; with a penalty that favours longer outputs, ``"exact"`` keeps
+        searching until the alive beams' raw log-probabilities fall far below
+        the finished ones, often up to ``max_length``.
 
     Each step keeps the 2K best extensions of an item's beams: those ending in
     ``</s>`` among the best K are finished, the best K others stay alive. An
@@ -331,7 +333,8 @@ def beam_search(
     among finished hypotheses by the order they finished in.
 
     Returns, per item in input order, up to ``n_best`` hypotheses best first
-    (fewer only if fewer than ``n_best`` sequences have non-zero probability).
+    (fewer only if fewer than ``n_best`` sequences have non-zero probability,
+    or with ``"current"`` stopping, if fewer had finished when it stopped).
     """
     _check_common(beam_size, n_best, min_length, no_repeat_ngram, length_normalization)
     if stopping not in BEAM_STOPPING:
@@ -345,6 +348,7 @@ def beam_search(
 
     # Per item: a min-heap of (score, -finish_order, hypothesis parts) holding the n best.
     finished: list[list[tuple]] = [[] for _ in range(batch_size)]
+    best_finished = np.full(batch_size, -np.inf)  # per item: its best finished score
     finish_order = itertools.count()
     active = np.arange(batch_size)  # items still searching, K rows each
     state = tile_state(state, beams)
@@ -384,6 +388,7 @@ def beam_search(
             score = float(log_prob / penalty(len(pieces) + ended))
             entry = (score, -next(finish_order), tuple(pieces), log_prob, not ended, t, row)
             heap = finished[active[item]]
+            best_finished[active[item]] = max(best_finished[active[item]], score)
             if len(heap) < n_best:
                 heapq.heappush(heap, entry)
             elif entry[:2] > heap[0][:2]:
@@ -400,12 +405,15 @@ def beam_search(
         # Highest score any alive beam could still reach (its log-prob can only fall),
         # or with "current", the score it would have if it ended at the next step.
         reachable = best_alive / penalty(t + 2)
-        if stopping == "exact":
+        if stopping == "exact":  # no alive beam can beat the n-th best at any length
             reachable = np.maximum(reachable, best_alive / penalty(max_lengths[active]))
-        cannot_improve = np.array(
-            [len(finished[item]) >= n_best and finished[item][0][0] >= bound for item, bound in zip(active, reachable)],
-            dtype=bool,
-        )
+            cannot_improve = np.array(
+                [len(finished[item]) >= n_best and finished[item][0][0] >= bound
+                 for item, bound in zip(active, reachable)],
+                dtype=bool,
+            )
+        else:  # nor beat the best at the next length
+            cannot_improve = best_finished[active] >= reachable
         done = last_step[:, 0] | ~np.isfinite(best_alive) | cannot_improve
         keep = np.nonzero(~done)[0]
         if len(keep) == 0:
