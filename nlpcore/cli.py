@@ -267,7 +267,7 @@ def _eval_translation(args: argparse.Namespace) -> int:
             split = (f"validation split of {config.corpus} ({config.validation_fraction:.0%} hash split "
                      f"on the source sentence)")
         model = TranslationModel.from_package(package)
-        options = TranslateOptions(beam_size=args.beam, length_penalty=args.length_penalty)
+        options = TranslateOptions(beam_size=args.beam, length_penalty=args.length_penalty, stopping=args.stopping)
         scores, hypotheses = model.evaluate(sources, references, options)
         if pairs is not None and (by_origin := scores_by_origin(pairs, hypotheses, config.corpus)):
             scores["by_origin"] = by_origin  # a corpus of several sources: each one's figures too
@@ -363,6 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam", type=int, default=5, help="translation: beam size (default 5)")
     p.add_argument("--length-penalty", type=float, metavar="ALPHA",
                    help="translation: GNMT length penalty, 0 for none (default: the package's own)")
+    from .decoding.search import BEAM_STOPPING  # NumPy only
+    from .services import TranslateOptions
+
+    p.add_argument("--stopping", choices=BEAM_STOPPING, default=TranslateOptions.stopping,
+                   help="translation: when a beam search stops: once no live beam beats the best finished "
+                        "hypothesis at its next length (current, the default) or at any length (exact)")
 
     p = command("sentiment", "classify texts as positive or negative", _cmd_sentiment)
     p.add_argument("--model", default="auto", help="sentiment-ko, sentiment-en or auto (by script; default)")

@@ -226,7 +226,7 @@ class TranslationModel:
                  options: TranslateOptions = TranslateOptions()) -> tuple[dict[str, Any], list[str]]:
         """Translate ``sources`` (best hypothesis, over-long ones chunked and rejoined)
         and score them against ``references`` with sacrebleu: ({bleu, chrf,
-        sentences, beam_size, length_penalty, decode_seconds}, translations)."""
+        sentences, beam_size, length_penalty, stopping, decode_seconds}, translations)."""
         from .evaluate import bleu_chrf
 
         started = time.perf_counter()
@@ -235,7 +235,7 @@ class TranslationModel:
         hypotheses = [best_text(chunks) for chunks in results]
         scores = bleu_chrf(hypotheses, list(references))
         return ({**{k: round(v, 2) if isinstance(v, float) else v for k, v in scores.items()},
-                 "beam_size": options.beam_size, "length_penalty": self.alpha(options),
+                 "beam_size": options.beam_size, "length_penalty": self.alpha(options), "stopping": options.stopping,
                  "decode_seconds": round(seconds, 1)}, hypotheses)
 
 

@@ -630,6 +630,9 @@ def test_eval_scores_a_package_on_its_validation_split_and_on_a_file(installed, 
     assert split["length_penalty"] == config.length_penalty
     assert main(["eval", "--model", "translate-en-fr", "--beam", "3", "--length-penalty", "2.5", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["length_penalty"] == 2.5  # another penalty, to compare
+    assert split["stopping"] == "current"
+    assert main(["eval", "--model", "translate-en-fr", "--beam", "3", "--stopping", "exact", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stopping"] == "exact"  # the other beam stopping rule
     assert main(["eval", "--model", "translate-en-fr", "--length-penalty", "-1"]) == 1
     assert "length_penalty" in capsys.readouterr().err
 
