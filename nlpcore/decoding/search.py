@@ -321,10 +321,11 @@ def beam_search(
         hypothesis rather than the n-th). The moment does not depend on
         ``n_best``, so neither does the best hypothesis; fewer than
         ``n_best`` may have finished by then (with 3 asked of the shipped
-        models, about one sentence in five gets fewer). With one hypothesis asked and no length penalty the two rules
-        agree; with a penalty that favours longer outputs, ``"exact"`` keeps
-        searching until the alive beams' raw log-probabilities fall far below
-        the finished ones, often up to ``max_length``.
+        models, about one sentence in five gets fewer). With one hypothesis
+        asked and no length penalty the two rules agree; with a penalty that
+        favours longer outputs, ``"exact"`` keeps searching until the alive
+        beams' raw log-probabilities fall far below the finished ones, often
+        up to ``max_length``.
 
     Each step keeps the 2K best extensions of an item's beams: those ending in
     ``</s>`` among the best K are finished, the best K others stay alive. An
