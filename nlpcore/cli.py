@@ -267,7 +267,8 @@ def _eval_translation(args: argparse.Namespace) -> int:
             split = (f"validation split of {config.corpus} ({config.validation_fraction:.0%} hash split "
                      f"on the source sentence)")
         model = TranslationModel.from_package(package)
-        options = TranslateOptions(beam_size=args.beam, length_penalty=args.length_penalty, stopping=args.stopping)
+        options = TranslateOptions(beam_size=args.beam, length_penalty=args.length_penalty, stopping=args.stopping,
+                                   channel_weight=args.channel_weight)
         scores, hypotheses = model.evaluate(sources, references, options)
         if pairs is not None and (by_origin := scores_by_origin(pairs, hypotheses, config.corpus)):
             scores["by_origin"] = by_origin  # a corpus of several sources: each one's figures too
@@ -369,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stopping", choices=BEAM_STOPPING, default=TranslateOptions.stopping,
                    help="translation: when a beam search stops: once no live beam beats the best finished "
                         "hypothesis at its next length (current, the default) or at any length (exact)")
+    p.add_argument("--channel-weight", type=float, metavar="WEIGHT",
+                   help="translation: weight of the reverse-direction model when reranking the beam's "
+                        "hypotheses, 0 for none (default: the package's own)")
 
     p = command("sentiment", "classify texts as positive or negative", _cmd_sentiment)
     p.add_argument("--model", default="auto", help="sentiment-ko, sentiment-en or auto (by script; default)")

@@ -9,12 +9,13 @@ no tensor conversion). Tests check they match the Keras outputs to 1e-5.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .numpy_rnn import BiLSTMWeights, Matrix, bilstm, lstm, lstm_gates, softmax
-from .tokenizer import PAD_ID
+from .decoding.ops import scores_and_log_normalizer
+from .numpy_rnn import BiLSTMWeights, Matrix, bilstm, dense, lstm, lstm_gates, softmax
+from .tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 if TYPE_CHECKING:
     import keras
@@ -201,7 +202,7 @@ class NumpySeq2Seq:
         if self.config.input_feeding:
             state["feed"] = np.zeros_like(state["h"][0])
         state["item"] = np.arange(len(source), dtype=np.int32)
-        keys = x @ (self.attention_kernel if self.config.attention == "luong" else self.memory_kernel)
+        keys = dense(x, self.attention_kernel if self.config.attention == "luong" else self.memory_kernel)
         return EncodedSource(x, keys, mask, state)
 
     # ---------------------------------------------------------------- attention
@@ -219,7 +220,7 @@ class NumpySeq2Seq:
         if self.config.attention == "luong":
             scores = (q @ keys.transpose(0, 2, 1)) * self.attention_scale  # [G, P, S]
         else:
-            processed = q @ self.query_kernel + self.attention_bias  # [G, P, A]
+            processed = dense(q, self.query_kernel) + self.attention_bias  # [G, P, A]
             scores = np.tanh(processed[:, :, None, :] + keys[:, None, :, :]) @ self.scoring_vector
         scores = np.where(mask[:, None, :], scores, np.float32(-1e9))
         weights = softmax(scores, axis=-1).astype(np.float32)
@@ -238,18 +239,87 @@ class NumpySeq2Seq:
             hs.append(x)
             cs.append(c)
         context, weights = self.attend(x, encoded, state["item"])
-        out = self.combine.product(np.concatenate([context, x], -1))
-        if self.config.attention_activation == "tanh":
-            out = np.tanh(out)
-        elif self.config.attention_activation == "relu":
-            out = np.maximum(out, 0.0)
-        hidden = self.projection.product(out) if self.projection is not None else out
-        logits = self.output_kernel.product(hidden) + self.output_bias
+        logits, out = self.readout(context, x)
         new_state = {"h": tuple(hs), "c": tuple(cs)}
         if self.config.input_feeding:
             new_state["feed"] = out
         new_state["item"] = state["item"]
         return logits, new_state, weights
+
+    def readout(self, context: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(logits [N, V], attentional output [N, U]) from the context [N, D_m]
+        and the top decoder layer's output [N, U]."""
+        out = self.combine.product(np.concatenate([context, query], -1))
+        if self.config.attention_activation == "tanh":
+            out = np.tanh(out)
+        elif self.config.attention_activation == "relu":
+            out = np.maximum(out, 0.0)
+        hidden = self.projection.product(out) if self.projection is not None else out
+        return self.output_kernel.product(hidden) + self.output_bias, out
+
+    def log_prob(self, sources: Sequence[Sequence[int]], targets: Sequence[Sequence[int]],
+                 batch_size: int = 128) -> np.ndarray:
+        """Teacher-forced log-probability of each target given its source: [B] float64.
+
+        sources: B id lists (at most ``max_source_length`` pieces, none empty);
+        targets: B id lists without ``<s>`` and ``</s>``. Each score is
+        ``log P(target, </s> | source)``, the sum the beam search ranks by
+        (before any length penalty). Rows are batched by source length, so
+        little time goes into padding.
+        """
+        from .train.common import pad_batch
+
+        if len(targets) != len(sources):
+            raise ValueError(f"{len(targets)} targets for {len(sources)} sources")
+        total = np.zeros(len(sources))
+        order = np.argsort([len(s) for s in sources], kind="stable")
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            encoded = self.encode(pad_batch([list(sources[i]) for i in rows]))
+            steps = max(len(targets[i]) for i in rows) + 1
+            gold = np.full((len(rows), steps), -1, np.int64)  # the piece each step must predict; -1 past </s>
+            for k, i in enumerate(rows):
+                gold[k, : len(targets[i])] = targets[i]
+                gold[k, len(targets[i])] = EOS_ID
+            total[rows] = (self._forced(gold, encoded) if not self.config.input_feeding
+                           else self._forced_by_steps(gold, encoded))
+        return total
+
+    def _forced(self, gold: np.ndarray, encoded: EncodedSource) -> np.ndarray:
+        """Teacher-forced log-probabilities of ``gold`` [B, T] (-1 past ``</s>``), the
+        time steps batched: only each layer's recurrence goes step by step; the
+        input projections, attention and output layer take all steps in one product."""
+        rows, steps = gold.shape
+        inputs = np.concatenate([np.full((rows, 1), BOS_ID), np.maximum(gold[:, :-1], 0)], 1)
+        x = self.target_embedding[inputs]  # [B, T, E]
+        for (kernel, bias), h, c in zip(self.decoder, encoded.state["h"], encoded.state["c"]):
+            split = kernel.whole.shape[0] - h.shape[1]
+            projected = dense(x, kernel.whole[:split]) + bias  # [B, T, 4U]
+            recurrent = kernel.whole[split:]
+            x = np.empty((rows, steps, h.shape[1]), np.float32)
+            for t in range(steps):
+                h, c = lstm_gates(projected[:, t] + h @ recurrent, c)
+                x[:, t] = h
+        query = x.reshape(rows * steps, -1)
+        context, _ = self.attend(query, encoded, np.repeat(encoded.state["item"], steps))
+        live = np.flatnonzero(gold.reshape(-1) >= 0)  # the output layer only where a piece is predicted
+        logits, _ = self.readout(context[live], query[live])
+        scores, normalizer = scores_and_log_normalizer(logits)
+        picked = np.zeros(rows * steps)
+        picked[live] = scores[np.arange(len(live)), gold.reshape(-1)[live]] - normalizer
+        return picked.reshape(rows, steps).sum(1)
+
+    def _forced_by_steps(self, gold: np.ndarray, encoded: EncodedSource) -> np.ndarray:
+        """:meth:`_forced` one decoder step at a time (input feeding makes each step wait for the last)."""
+        index = np.arange(len(gold))
+        ids, state, sums = np.full(len(gold), BOS_ID, np.int32), encoded.state, np.zeros(len(gold))
+        for t in range(gold.shape[1]):
+            logits, state, _ = self.step(ids, state, encoded)
+            scores, normalizer = scores_and_log_normalizer(logits)
+            live = gold[:, t] >= 0
+            sums[live] += scores[index[live], gold[live, t]] - normalizer[live]
+            ids = np.where(live, gold[:, t], EOS_ID).astype(np.int32)
+        return sums
 
     def step_function(self, encoded: EncodedSource):
         """A step function (``nlpcore.decoding`` contract) bound to one encoded batch."""
@@ -337,7 +407,7 @@ class NumpyLanguageModel:
         if self.input_table is not None:
             return self.input_table[ids]
         kernel, _, bias = self.layers[0]
-        return self.embedding[ids] @ kernel + bias
+        return dense(self.embedding[ids], kernel) + bias
 
     def step(self, ids: np.ndarray, state: dict) -> tuple[np.ndarray, dict, None]:
         """ids int [N] → (logits float32 [N, V], new state, None)."""
@@ -361,7 +431,7 @@ class NumpyLanguageModel:
         x = None
         hs, cs = [], []
         for i, (kernel, recurrent, bias) in enumerate(self.layers):
-            projected = self._inputs(ids) if i == 0 else x @ kernel + bias  # [N, T, 4U]
+            projected = self._inputs(ids) if i == 0 else dense(x, kernel) + bias  # [N, T, 4U]
             h, c = state["h"][i], state["c"][i]
             outputs = np.empty((rows, steps, recurrent.shape[0]), dtype=np.float32)
             for t in range(steps):
@@ -372,5 +442,5 @@ class NumpyLanguageModel:
             x = outputs
         if last_only:
             x = x[:, -1]
-        logits = x @ self.output_kernel + self.output_bias
+        logits = dense(x, self.output_kernel) + self.output_bias
         return logits.astype(np.float32, copy=False), {"h": tuple(hs), "c": tuple(cs)}

@@ -26,6 +26,19 @@ def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
+def dense(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x @ w`` over the last axis of x [..., K] with w [K, N], as one 2-D product.
+
+    NumPy multiplies a 3-D ``x`` by a matrix one leading index at a time; a
+    sentence of a few pieces then makes a thin product each, about three
+    times slower in all than one product over every row (measured, 128 × 8
+    rows by 256 × 1,024: 22 ms against 7.7 ms on one core).
+    """
+    if x.ndim == 2:
+        return x @ w
+    return (x.reshape(-1, x.shape[-1]) @ w).reshape(*x.shape[:-1], w.shape[-1])
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)  # overflow-free form
 
@@ -119,7 +132,7 @@ def lstm(
     """
     batch, steps, _ = xs.shape
     units = recurrent_kernel.shape[0]
-    projected = xs @ kernel + bias  # [B, T, 4H]
+    projected = dense(xs, kernel) + bias  # [B, T, 4H]
     h = np.zeros((batch, units), dtype=projected.dtype)
     c = np.zeros_like(h)
     outputs = np.zeros((batch, steps, units), dtype=projected.dtype)
@@ -163,7 +176,8 @@ def bilstm(
     forward, backward, recurrent = weights
     batch, steps, _ = xs.shape
     units = forward[1].shape[0]
-    projected = np.stack([xs @ forward[0] + forward[2], (xs @ backward[0] + backward[2])[:, ::-1]])  # [2, B, T, 4H]
+    projected = np.stack([dense(xs, forward[0]) + forward[2],
+                          (dense(xs, backward[0]) + backward[2])[:, ::-1]])  # [2, B, T, 4H]
     keep = None if mask is None else np.stack([mask, mask[:, ::-1]])[..., None]  # [2, B, T, 1]
     h = np.zeros((2, batch, units), dtype=projected.dtype)
     c = np.zeros_like(h)

@@ -88,6 +88,9 @@ class TranslateOptions:
     # When a beam search stops: "current" (no alive beam beats the best finished one at its next length)
     # or "exact" (at no reachable length); see nlpcore.decoding.beam_search.
     stopping: str = "current"
+    # Weight of log P(source | hypothesis) under the reverse-direction model when the beam's hypotheses are
+    # reranked (noisy channel); None: the model's own (0 when it has no such model), 0: no reranking.
+    channel_weight: float | None = None
 
     def __post_init__(self):
         if self.beam_size < 1:
@@ -98,6 +101,8 @@ class TranslateOptions:
             raise ValueError("length_penalty must be 0 or more")
         if self.max_length_ratio <= 0:
             raise ValueError("max_length_ratio must be positive")
+        if self.channel_weight is not None and self.channel_weight < 0:
+            raise ValueError("channel_weight must be 0 or more")
         from .decoding.search import BEAM_STOPPING
 
         if self.stopping not in BEAM_STOPPING:
@@ -108,7 +113,8 @@ class TranslateOptions:
 class Hypothesis:
     """One candidate translation.
 
-    score: length-normalised log-probability (higher is better).
+    score: length-normalised log-probability (higher is better), plus the
+        weighted log P(source | hypothesis) when the hypotheses were reranked.
     pieces: target SentencePiece pieces, [T_tgt].
     attention: [T_tgt, T_src] weights over the source pieces (rows sum to 1).
     """
@@ -127,7 +133,7 @@ class Translation:
         each is the sentence translations joined with the input's layout.
     source_pieces: [T_src] pieces of every source sentence in order; each
         hypothesis' attention is block-diagonal over them (one block per sentence).
-    timings: seconds spent per stage (``encode``, ``search``, ``total``).
+    timings: seconds spent per stage (``encode``, ``search``, ``rerank``, ``total``).
     """
 
     source: str

@@ -17,13 +17,13 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from .inference import blas_threads
 from .services import DEFAULT_LENGTH_PENALTY, Hypothesis, TranslateOptions, Translation
-from .tokenizer import BOS_ID, UNK_ID, normalize
+from .tokenizer import BOS_ID, EOS_ID, UNK_ID, normalize
 
 if TYPE_CHECKING:
     import keras
@@ -96,7 +96,8 @@ class TranslationModel:
     def __init__(self, keras_model: "keras.Model", config: Any, source_tokenizer: "Tokenizer",
                  target_tokenizer: "Tokenizer", name: str = "", source_lang: str = "", target_lang: str = "",
                  threads: int | None = 1, length_penalty: float = DEFAULT_LENGTH_PENALTY,
-                 bulk_threads: int | None = None):
+                 bulk_threads: int | None = None, channel: "TranslationModel | None" = None,
+                 channel_weight: float = 0.0, channel_candidates: int = 0, channel_max_source: int = 0):
         from .inference import NumpySeq2Seq
 
         self.name = name
@@ -112,19 +113,52 @@ class TranslationModel:
         # threads to pay (measured, ko→en, 1,934 sentences on 2 cores: 41 s with one thread, 33 s with two)
         self.bulk_threads = bulk_threads
         self.length_penalty = length_penalty  # the GNMT alpha options leave to the model (tuned on validation)
+        # The reverse direction's model, which reranks the beam's hypotheses by how well each explains the
+        # source (noisy channel), and the weight options leave to the model (tuned on validation).
+        self.channel = channel
+        self.channel_weight = channel_weight if channel is not None else 0.0
+        # How many of the beam's best hypotheses are reranked (0: all): each costs a pass of the channel model.
+        self.channel_candidates = channel_candidates
+        # ... and only for sources of at most this many pieces (0: any): the pass grows with the length.
+        self.channel_max_source = channel_max_source
 
     @classmethod
-    def from_package(cls, package: "Package") -> "TranslationModel":
+    def from_package(cls, package: "Package", with_channel: bool = True) -> "TranslationModel":
+        """The package's model; with the reverse-direction package its config names
+        for reranking (``channel_model``) when ``with_channel`` and that one is installed."""
         from .train.translation import TranslationTrainConfig
 
         config = package.config(TranslationTrainConfig)
+        channel = cls.load_channel(config.channel_model) if with_channel and config.channel_model else None
         return cls(package.load_model(), config.model, package.tokenizer("source"), package.tokenizer("target"),
                    name=package.card.name, source_lang=config.source, target_lang=config.target,
-                   length_penalty=config.length_penalty)
+                   length_penalty=config.length_penalty, channel=channel, channel_weight=config.channel_weight,
+                   channel_candidates=config.channel_candidates, channel_max_source=config.channel_max_source)
+
+    @classmethod
+    def load_channel(cls, name: str) -> "TranslationModel | None":
+        """The installed package ``name`` (without its own channel), or None with a
+        warning when it cannot be loaded: translation then goes on without reranking."""
+        import warnings
+
+        from .packages import PackageError, find_package, load_package
+
+        try:
+            return cls.from_package(load_package(find_package(name)), with_channel=False)
+        except PackageError as exc:
+            warnings.warn(f"translating without reranking: {exc}", RuntimeWarning, stacklevel=3)
+            return None
 
     def alpha(self, options: TranslateOptions) -> float:
         """The length penalty a search runs with: the options', else this model's."""
         return self.length_penalty if options.length_penalty is None else options.length_penalty
+
+    def reranking_weight(self, options: TranslateOptions) -> float:
+        """The noisy-channel weight a search runs with: the options', else this
+        model's; 0 without a channel model or a beam."""
+        if self.channel is None or options.beam_size == 1:
+            return 0.0
+        return self.channel_weight if options.channel_weight is None else options.channel_weight
 
     # ---------------------------------------------------------------- search
     def search(self, sequences: Sequence[Sequence[int]], options: TranslateOptions = TranslateOptions(),
@@ -133,10 +167,13 @@ class TranslationModel:
 
         Sentences are decoded in batches of similar length: the encoder runs
         once per batch, then one beam search steps all their beams together.
-        ``timings``, when given, gets the seconds spent in ``encode`` and ``search`` added.
+        With a channel model and a reranking weight, the beam's finished
+        hypotheses are reranked (:meth:`rerank`) and the best ``n_best`` kept.
+        ``timings``, when given, gets the seconds spent in ``encode``, ``search``
+        and ``rerank`` added.
         """
         timings = {} if timings is None else timings
-        for stage in ("encode", "search"):
+        for stage in ("encode", "search", "rerank"):
             timings.setdefault(stage, 0.0)
         with blas_threads(self.threads if len(sequences) <= batch_size else self.bulk_threads):
             return self._search(sequences, options, batch_size, timings)
@@ -161,19 +198,64 @@ class TranslationModel:
                                     self.model_config.max_target_length).astype(np.int64)
             start_ids = np.full(len(rows), BOS_ID, np.int32)
             step = self.numpy.step_function(encoded)
+            weight = self.reranking_weight(options)
             if options.beam_size == 1:
                 found = [[h] for h in greedy_search(
                     step, start_ids, encoded.state, max_length, no_repeat_ngram=options.no_repeat_ngram,
                     length_penalty_alpha=self.alpha(options))]
             else:
                 found = beam_search(
-                    step, start_ids, encoded.state, options.beam_size, max_length, n_best=options.n_best,
+                    step, start_ids, encoded.state, options.beam_size, max_length,
+                    n_best=max(options.n_best, self.candidates(options)) if weight else options.n_best,
                     length_penalty_alpha=self.alpha(options), no_repeat_ngram=options.no_repeat_ngram,
                     stopping=options.stopping)
-            timings["search"] += time.perf_counter() - encoded_at
+            searched_at = time.perf_counter()
+            timings["search"] += searched_at - encoded_at
+            if weight:
+                found = [hypotheses[: options.n_best]
+                         for hypotheses in self.rerank([sequences[i] for i in rows], found, weight)]
+                timings["rerank"] += time.perf_counter() - searched_at
             for row, hypotheses in zip(rows, found):
                 results[row] = hypotheses
         return results
+
+    def candidates(self, options: TranslateOptions) -> int:
+        """How many hypotheses a beam search keeps for reranking."""
+        return min(self.channel_candidates or options.beam_size, options.beam_size)
+
+    def rerank(self, sources: Sequence[Sequence[int]], found: Sequence[Sequence["SearchHypothesis"]],
+               weight: float, scorer: Callable | None = None) -> list[list["SearchHypothesis"]]:
+        """Each source's hypotheses re-sorted by ``score + weight * log P(source | hypothesis)``
+        under the channel model (noisy-channel reranking; see :func:`nlpcore.decoding.rerank`).
+
+        The channel reads the hypothesis' text and scores the source's text, each
+        through its own tokenizers; all hypotheses are scored in one batch. An
+        empty hypothesis explains nothing and scores -inf. Sources longer than
+        ``channel_max_source`` pieces keep the search's order. ``scorer(sources,
+        targets) -> log-probabilities`` replaces the channel's NumPy
+        :meth:`~nlpcore.inference.NumpySeq2Seq.log_prob` (the benchmark's naive path).
+        """
+        from .decoding import rerank
+
+        channel = self.channel
+        limit = channel.model_config.max_source_length
+        longest = self.channel_max_source or max(map(len, sources), default=0)
+        # A lone hypothesis, or those of a source over the length limit, keep their order and scores.
+        chosen = [i for i, hypotheses in enumerate(found) if len(hypotheses) > 1 and len(sources[i]) <= longest]
+        flat = [(i, channel.source_tokenizer.encode(self.target_tokenizer.decode(list(h.ids)))[:limit])
+                for i in chosen for h in found[i]]
+        scored = [k for k, (_, ids) in enumerate(flat) if ids]
+        extra = np.full(len(flat), -np.inf)
+        if scored:
+            targets = {i: channel.target_tokenizer.encode(self.source_tokenizer.decode(list(sources[i])))
+                       for i in chosen}
+            extra[scored] = (scorer or channel.numpy.log_prob)([flat[k][1] for k in scored],
+                                                               [targets[flat[k][0]] for k in scored])
+        out, k = [list(hypotheses) for hypotheses in found], 0
+        for i in chosen:
+            out[i] = rerank(found[i], extra[k : k + len(found[i])], weight)
+            k += len(found[i])
+        return out
 
     # ---------------------------------------------------------------- sentences
     def prepare(self, sentence: str) -> list[tuple[list[int], list[str]]]:
@@ -226,7 +308,8 @@ class TranslationModel:
                  options: TranslateOptions = TranslateOptions()) -> tuple[dict[str, Any], list[str]]:
         """Translate ``sources`` (best hypothesis, over-long ones chunked and rejoined)
         and score them against ``references`` with sacrebleu: ({bleu, chrf,
-        sentences, beam_size, length_penalty, stopping, decode_seconds}, translations)."""
+        sentences, beam_size, length_penalty, stopping, channel_weight,
+        decode_seconds}, translations)."""
         from .evaluate import bleu_chrf
 
         started = time.perf_counter()
@@ -236,7 +319,7 @@ class TranslationModel:
         scores = bleu_chrf(hypotheses, list(references))
         return ({**{k: round(v, 2) if isinstance(v, float) else v for k, v in scores.items()},
                  "beam_size": options.beam_size, "length_penalty": self.alpha(options), "stopping": options.stopping,
-                 "decode_seconds": round(seconds, 1)}, hypotheses)
+                 "channel_weight": self.reranking_weight(options), "decode_seconds": round(seconds, 1)}, hypotheses)
 
 
 # ====================================================================== the naive path
@@ -267,6 +350,22 @@ class KerasStepDecoder:
                   **{f"state_{k}": s for k, s in enumerate(state["states"])}}
         outputs = [np.asarray(o) for o in self.decoder.predict(inputs, verbose=0)]
         return outputs[0], {**state, "states": tuple(outputs[2:])}, outputs[1]
+
+
+def keras_log_prob(keras_model: "keras.Model", sources: Sequence[Sequence[int]],
+                   targets: Sequence[Sequence[int]]) -> np.ndarray:
+    """:meth:`~nlpcore.inference.NumpySeq2Seq.log_prob` through the Keras training
+    model, one ``predict`` for the batch: the reference the fast path is tested
+    against, and the naive path's reranking in the benchmark."""
+    from .train.common import pad_batch
+
+    target_in = pad_batch([[BOS_ID, *t] for t in targets])
+    logits = np.asarray(keras_model.predict({"source": pad_batch([list(s) for s in sources]),
+                                             "target_in": target_in}, verbose=0), np.float64)
+    logits -= logits.max(-1, keepdims=True)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    return np.array([sum(log_probs[row, t, piece] for t, piece in enumerate([*target, EOS_ID]))
+                     for row, target in enumerate(targets)])
 
 
 # ====================================================================== the service
@@ -457,7 +556,8 @@ def benchmark(src: str = "en", tgt: str = "fr", bulk_lines: int = 2000, repeats:
     Sentences are drawn from the validation side of the model's corpus split.
     Records: the NumPy decoder step for 5 rows, one sentence with beam 5
     through the service (p50/p90), the same searches through
-    :class:`KerasStepDecoder` (``predict`` per step), the speed-up, and
+    :class:`KerasStepDecoder` (``predict`` per step; with the model's
+    reranking, one ``predict`` of the channel model for the hypotheses), the speed-up, and
     ``bulk_lines`` sentences through the command-line function in a fresh
     process (whole-process seconds).
     """
@@ -503,12 +603,20 @@ def benchmark(src: str = "en", tgt: str = "fr", bulk_lines: int = 2000, repeats:
     naive = KerasStepDecoder(model.keras_model, model.model_config)
     cycle = iter(sentences * 100)
 
-    def naive_translate():
-        source = pad_batch([model.source_tokenizer.encode(next(cycle))])
+    weight = model.reranking_weight(options)
+
+    def naive_translate():  # the same search and reranking, each model run through Keras
+        ids = model.source_tokenizer.encode(next(cycle))
+        source = pad_batch([ids])
         limit = int(min(options.max_length_ratio * source.shape[1] + 10, model.model_config.max_target_length))
-        return beam_search(naive.step, [BOS_ID], naive.start(source), 5, limit,
-                           length_penalty_alpha=model.alpha(options), no_repeat_ngram=options.no_repeat_ngram,
-                           stopping=options.stopping)
+        found = beam_search(naive.step, [BOS_ID], naive.start(source), 5, limit,
+                            n_best=model.candidates(options) if weight else 1,
+                            length_penalty_alpha=model.alpha(options), no_repeat_ngram=options.no_repeat_ngram,
+                            stopping=options.stopping)
+        if weight:
+            found = model.rerank([ids], found, weight,
+                                 lambda s, t: keras_log_prob(model.channel.keras_model, s, t))
+        return found
 
     record["naive_predict_per_step_beam5"] = bench.timed(naive_translate, max(5, repeats // 10), warmup=2)
     record["speedup_p50"] = round(record["naive_predict_per_step_beam5"]["p50_ms"]

@@ -91,3 +91,13 @@ def test_matrix_keeps_a_narrow_matrix_whole():
     w = np.ones((256, 256), np.float32)  # the 256 KB block is 256 columns wide: nothing to cut
     assert Matrix(w).blocks == []
     np.testing.assert_allclose(Matrix(w).product(np.ones((5, 256), np.float32)), np.full((5, 256), 256.0))
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (3, 4, 5), (2, 3, 4, 5)])
+def test_dense_is_a_product_over_the_last_axis(shape):
+    from nlpcore.numpy_rnn import dense
+
+    rng = np.random.default_rng(0)
+    x, w = rng.normal(size=shape).astype(np.float32), rng.normal(size=(5, 6)).astype(np.float32)
+    np.testing.assert_allclose(dense(x, w), x @ w, rtol=1e-5, atol=1e-5)
+    assert dense(x, w).shape == (*shape[:-1], 6)

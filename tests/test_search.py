@@ -20,6 +20,7 @@ from nlpcore.decoding import (
     length_penalty,
     map_state,
     replace_unknown,
+    rerank,
     tile_state,
 )
 from nlpcore.decoding.ops import scores_and_log_normalizer, top_k_indices, top_k_mask
@@ -668,3 +669,19 @@ def test_top_k_over_wide_rows_matches_a_stable_sort(seed, rows, columns, k, kind
         scores = rng.choice([0.0, 1.0, 2.0], p=[0.99, 0.008, 0.002], size=(rows, columns))
     expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     assert top_k_indices(scores, k).tolist() == expected.tolist()
+
+
+def test_rerank_adds_the_weighted_extra_score_and_sorts_again():
+    hypotheses = [SearchHypothesis((A,), -1.0, -2.0), SearchHypothesis((B,), -1.5, -3.0),
+                  SearchHypothesis((C,), -2.0, -4.0), SearchHypothesis((D,), -2.5, -5.0)]
+    out = rerank(hypotheses, [-5.0, -1.0, -1.0, -np.inf], 0.5)
+    assert [h.ids for h in out] == [(B,), (C,), (A,), (D,)]
+    assert [h.score for h in out] == [-2.0, -2.5, -3.5, -np.inf]
+    assert [h.log_prob for h in out] == [-3.0, -4.0, -2.0, -5.0]  # the search's own figures stay
+    tied = rerank(hypotheses[:2], [-1.0, -0.5], 1.0)  # -2.0 and -2.0: the search's order
+    assert [h.ids for h in tied] == [(A,), (B,)]
+    assert rerank(hypotheses, [-9.0, 0.0, 0.0, 0.0], 0.0) == hypotheses
+    with pytest.raises(ValueError, match="extra scores"):
+        rerank(hypotheses, [0.0], 1.0)
+    with pytest.raises(ValueError, match="weight"):
+        rerank(hypotheses, [0.0] * 4, -1.0)

@@ -366,3 +366,25 @@ def test_lstms_stay_off_the_jax_cudnn_path():
         assert all(flags.values()), flags  # every model has its LSTMs
         assert len(flags["seq2seq"]) == 2 * CONFIGS[1].encoder_layers + CONFIGS[1].decoder_layers
         assert {flag for found in flags.values() for flag in found} == {expected}, (backend, flags)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+def test_teacher_forced_log_prob_matches_keras_and_the_step(config):
+    """``NumpySeq2Seq.log_prob`` (time steps batched, or step by step with input feeding)
+    equals the Keras training model's log-softmax summed over the target and ``</s>``."""
+    from nlpcore.inference import NumpySeq2Seq
+    from nlpcore.translation import keras_log_prob
+
+    model = randomized(config)
+    twin = NumpySeq2Seq(model, config)
+    sources = [[5, 6, 7], [8, 9, 10, 11, 12], [13], [14, 15]]
+    targets = [[5, 6, 7], [7], [9, 9, 9, 9, 9], []]
+    expected = keras_log_prob(model, sources, targets)
+    got = twin.log_prob(sources, targets, batch_size=3)  # two batches, rows regrouped by length
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert (got < 0).all() and got[1] > got[2]  # longer targets collect more negative terms here
+    by_steps = twin._forced_by_steps(np.array([[5, 6, 7, EOS_ID], [7, EOS_ID, -1, -1]]),
+                                     twin.encode(np.array([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12]])))
+    np.testing.assert_allclose(by_steps, expected[:2], atol=1e-4)
+    with pytest.raises(ValueError, match="targets for"):
+        twin.log_prob(sources, targets[:2])

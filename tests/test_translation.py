@@ -753,6 +753,9 @@ def test_back_translation_configs_continue_the_cpu_recipe():
     package = load_package(find_package("translate-ko-en"))
     shipped = package.config(TranslationTrainConfig)
     assert shipped.length_penalty == last.length_penalty == package.card.extra["decoding"]["length_penalty"]
+    channel = ("channel_model", "channel_weight", "channel_candidates", "channel_max_source")
+    assert [getattr(shipped, f) for f in channel] == [getattr(last, f) for f in channel]
+    assert [package.card.extra["decoding"][f] for f in channel[:2]] == [last.channel_model, last.channel_weight]
     assert last.init_from == steps[-1].output and last.run_dir not in {s.run_dir for s in steps}
     assert not last.extra_corpora and last.learning_rate < steps[-1].learning_rate and last.subword_sampling > 0
     assert package.card.extra["subword_sampling"] == {"alpha": last.subword_sampling,
@@ -791,6 +794,9 @@ def test_tagged_back_translation_configs_are_the_shipped_en_to_ko_recipe():
     # the package decodes with the length penalty its recipe scored it with
     assert shipped.config(TranslationTrainConfig).length_penalty == last.length_penalty
     assert shipped.card.extra["decoding"]["length_penalty"] == last.length_penalty
+    channel = ("channel_model", "channel_weight", "channel_candidates", "channel_max_source")
+    assert [getattr(shipped.config(TranslationTrainConfig), f) for f in channel] == [getattr(last, f) for f in channel]
+    assert last.channel_model == "translate-ko-en" and last.channel_weight > 0
 
 
 def test_gpu_config_loads():

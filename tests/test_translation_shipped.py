@@ -74,7 +74,7 @@ def test_the_length_penalty_is_the_packages_unless_the_options_name_one(translat
     assert model.alpha(TranslateOptions()) == tuned and model.alpha(TranslateOptions(length_penalty=0)) == 0
     text = {"en": "The weather was nice, so we walked to the station.", "fr": "Il fait beau aujourd'hui.",
             "ko": "오늘은 날씨가 좋아서 역까지 걸어갔다."}[src]
-    default, same, raw = (translator.translate(text, src, tgt, TranslateOptions(length_penalty=alpha))
+    default, same, raw = (translator.translate(text, src, tgt, TranslateOptions(length_penalty=alpha, channel_weight=0))
                           for alpha in (None, tuned, 0.0))
     best = [t.hypotheses[0] for t in (default, same, raw)]
     assert (best[0].text, best[0].score) == (best[1].text, best[1].score)
@@ -95,3 +95,50 @@ def test_bulk_decoding_may_use_every_core_and_finds_the_same(translator, monkeyp
     bulk = model.search([ids] * 3, batch_size=2)
     assert settings == [model.threads, model.bulk_threads] and model.threads == 1
     assert all(h[0].ids == one[0][0].ids and abs(h[0].score - one[0][0].score) < 1e-6 for h in bulk)
+
+
+@pytest.mark.parametrize("src, tgt", [("ko", "en"), ("en", "ko")])
+def test_korean_directions_rerank_with_the_reverse_model(translator, src, tgt):
+    """Each hypothesis' score gains the channel weight times log P(source | hypothesis)
+    under the reverse package, as its Keras model computes it; long sources are left alone."""
+    from nlpcore.packages import load_package
+    from nlpcore.train.translation import TranslationTrainConfig
+    from nlpcore.translation import keras_log_prob
+
+    model = translator.model(src, tgt)
+    config = load_package(find_package(model.name)).config(TranslationTrainConfig)
+    assert model.channel.name == config.channel_model == f"translate-{tgt}-{src}"
+    weight = config.channel_weight
+    assert weight > 0 and model.reranking_weight(TranslateOptions()) == weight
+    assert model.reranking_weight(TranslateOptions(channel_weight=0)) == 0
+    assert model.reranking_weight(TranslateOptions(beam_size=1)) == 0
+    assert load_package(find_package(model.name)).card.extra["decoding"]["channel_weight"] == weight
+    text = {"ko": "그는 매일 아침 공원에서 달린다.", "en": "He runs in the park every morning."}[src]
+    ids = model.source_tokenizer.encode(text)
+    assert len(ids) <= model.channel_max_source
+    plain = model.search([ids], TranslateOptions(n_best=5, channel_weight=0))[0]
+    reranked = model.search([ids], TranslateOptions(n_best=5))[0]
+    assert len(reranked) == len(plain) >= 2
+    channel = model.channel
+    by_ids = {h.ids: h.score for h in plain}
+    hypothesis_ids = [channel.source_tokenizer.encode(model.target_tokenizer.decode(list(h.ids))) for h in reranked]
+    expected = keras_log_prob(channel.keras_model, hypothesis_ids,
+                              [channel.target_tokenizer.encode(model.source_tokenizer.decode(ids))] * len(reranked))
+    np.testing.assert_allclose([h.score - by_ids[h.ids] for h in reranked], weight * expected, atol=1e-3)
+    assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)
+    long_ids = ids * (model.channel_max_source // len(ids) + 1)  # kept as searched: same order, same scores
+    kept = model.search([long_ids, ids], TranslateOptions(n_best=3))[0]  # batched with a reranked sentence
+    searched = model.search([long_ids], TranslateOptions(n_best=3, channel_weight=0))[0]
+    assert [h.ids for h in kept] == [h.ids for h in searched]
+    np.testing.assert_allclose([h.score for h in kept], [h.score for h in searched], rtol=1e-5)
+
+
+def test_french_directions_have_no_channel_and_a_missing_one_is_a_warning(translator):
+    from nlpcore.translation import TranslationModel
+
+    assert translator.model("en", "fr").channel is None
+    assert translator.model("en", "fr").reranking_weight(TranslateOptions(channel_weight=1.0)) == 0
+    with pytest.warns(RuntimeWarning, match="without reranking"):
+        assert TranslationModel.load_channel("translate-xx-yy") is None
+    with pytest.raises(ValueError, match="channel_weight"):
+        TranslateOptions(channel_weight=-0.5)

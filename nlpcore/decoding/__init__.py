@@ -35,6 +35,7 @@ from .search import (
     greedy_search,
     length_penalty,
     replace_unknown,
+    rerank,
 )
 from .step import State, StepFunction, gather_state, map_state, tile_state
 
@@ -49,6 +50,7 @@ __all__ = [
     "beam_search",
     "length_penalty",
     "replace_unknown",
+    "rerank",
     "LENGTH_NORMALIZATIONS",
     "BEAM_STOPPING",
     "DEFAULT_FORBIDDEN_IDS",

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -77,6 +77,25 @@ def length_penalty(scored_length, alpha: float, mode: str = "gnmt"):
     if mode == "average":
         return np.maximum(length, 1.0) ** alpha
     raise ValueError(f"length normalization must be one of {', '.join(LENGTH_NORMALIZATIONS)}, not {mode!r}")
+
+
+def rerank(hypotheses: Sequence[SearchHypothesis], extra_scores: Sequence[float],
+           weight: float) -> list[SearchHypothesis]:
+    """The hypotheses re-sorted, best first, each scored ``score + weight * extra``.
+
+    With ``extra`` the log-probability of the source sentence given the
+    hypothesis, under a model of the reverse direction, this is noisy-channel
+    reranking (Yee et al., 2019): a hypothesis that drops or invents content
+    explains its source badly. ``log_prob`` and the attention stay the
+    search's; ties keep the search's order; -inf extras sort last.
+    """
+    if len(extra_scores) != len(hypotheses):
+        raise ValueError(f"{len(extra_scores)} extra scores for {len(hypotheses)} hypotheses")
+    if weight < 0:
+        raise ValueError("weight must be 0 or more")
+    scored = [replace(h, score=float(h.score + weight * extra)) if weight else h
+              for h, extra in zip(hypotheses, extra_scores)]
+    return sorted(scored, key=lambda h: -h.score)  # stable: ties keep the search's order
 
 
 def replace_unknown(

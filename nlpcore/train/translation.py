@@ -112,6 +112,14 @@ class TranslationTrainConfig:
         afternoon on a laptop or a few minutes on a GPU.
     beam_size, length_penalty: how the validation split is translated for BLEU;
         the length penalty is also the package's default at translation time.
+    channel_model, channel_weight: a package of the reverse direction (e.g.
+        ``translate-en-ko`` for ko→en) and its weight for noisy-channel
+        reranking of the beam's hypotheses (see :class:`nlpcore.translation.TranslationModel`);
+        the package's default at translation time, and the validation split is
+        translated with it. Empty / 0: no reranking. channel_candidates: how many
+        of the beam's best hypotheses are reranked (0: all; each costs a pass of
+        the channel model). channel_max_source: only sources of at most this
+        many pieces are reranked (0: any length).
     weights_dtype: how the package stores weights (``float16`` halves it); the
         validation scores are measured with the weights rounded to it.
     mantissa_bits: float16 weights keep this many of their 10 mantissa bits
@@ -168,6 +176,10 @@ class TranslationTrainConfig:
     seed: int = 42
     beam_size: int = 5
     length_penalty: float = DEFAULT_LENGTH_PENALTY
+    channel_model: str = ""
+    channel_weight: float = 0.0
+    channel_candidates: int = 0
+    channel_max_source: int = 0
     weights_dtype: str = "float16"
     mantissa_bits: int = FLOAT16_MANTISSA_BITS
     average_checkpoints: int = 0
@@ -179,6 +191,10 @@ class TranslationTrainConfig:
     run_dir: str = "runs/translate-en-fr"
 
     def __post_init__(self):
+        if self.channel_weight < 0:
+            raise ValueError(f"channel_weight must be 0 or more, not {self.channel_weight}")
+        if self.channel_candidates < 0 or self.channel_max_source < 0:
+            raise ValueError("channel_candidates and channel_max_source must be 0 (no limit) or more")
         if self.weights_dtype not in ("float32", "float16"):  # checked before hours of training, not after
             raise ValueError(f"weights_dtype must be float32 or float16, not {self.weights_dtype!r}")
         if not 1 <= self.mantissa_bits <= FLOAT16_MANTISSA_BITS:
@@ -552,13 +568,17 @@ def _csv_history(path: Path) -> dict[str, list[float]]:
 def evaluate_model(model, model_config: Seq2SeqConfig, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer,
                    pairs, config: TranslationTrainConfig, samples: int = 20,
                    subsets: dict[str, list[bool]] | None = None) -> dict:
-    """Beam-search the validation pairs; BLEU, chrF, speed and sample translations
+    """Beam-search the validation pairs (reranked as the config says, when its
+    channel package is installed); BLEU, chrF, speed and sample translations
     (and the scores of each named subset of the pairs, a flag per pair)."""
     from ..services import TranslateOptions
     from ..translation import TranslationModel
 
+    channel = TranslationModel.load_channel(config.channel_model) if config.channel_model else None
     runner = TranslationModel(model, model_config, source_tokenizer, target_tokenizer, config.name,
-                              config.source, config.target)
+                              config.source, config.target, channel=channel, channel_weight=config.channel_weight,
+                              channel_candidates=config.channel_candidates,
+                              channel_max_source=config.channel_max_source)
     options = TranslateOptions(beam_size=config.beam_size, length_penalty=config.length_penalty)
     scores, hypotheses = runner.evaluate([p.source for p in pairs], [p.target for p in pairs], options)
     return {
