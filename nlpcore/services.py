@@ -80,7 +80,7 @@ class TranslateOptions:
     """How a sentence is decoded (the GUI's options panel and the CLI flags)."""
 
     beam_size: int = 5  # 1 = greedy search
-    n_best: int = 1  # hypotheses returned at most, best first (≤ beam_size; fewer when fewer finished)
+    n_best: int = 1  # hypotheses returned at most, best first (≤ beam_size; fewer when fewer finished or reranked)
     length_penalty: float | None = None  # GNMT alpha (0: no length normalisation); None: the model's own
     max_length_ratio: float = 2.0  # target pieces allowed per source piece (+ 10)
     no_repeat_ngram: int = 3  # block repeating any n-gram of this size (0 = off)

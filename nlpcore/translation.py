@@ -167,8 +167,10 @@ class TranslationModel:
 
         Sentences are decoded in batches of similar length: the encoder runs
         once per batch, then one beam search steps all their beams together.
-        With a channel model and a reranking weight, the beam's finished
-        hypotheses are reranked (:meth:`rerank`) and the best ``n_best`` kept.
+        With a channel model and a reranking weight, the beam's best
+        :meth:`candidates` are reranked (:meth:`rerank`) and the first
+        ``n_best`` of them kept, so the best translation does not depend on
+        ``n_best`` (and fewer may come back than asked).
         ``timings``, when given, gets the seconds spent in ``encode``, ``search``
         and ``rerank`` added.
         """
@@ -206,7 +208,7 @@ class TranslationModel:
             else:
                 found = beam_search(
                     step, start_ids, encoded.state, options.beam_size, max_length,
-                    n_best=max(options.n_best, self.candidates(options)) if weight else options.n_best,
+                    n_best=self.candidates(options) if weight else options.n_best,
                     length_penalty_alpha=self.alpha(options), no_repeat_ngram=options.no_repeat_ngram,
                     stopping=options.stopping)
             searched_at = time.perf_counter()
@@ -220,7 +222,7 @@ class TranslationModel:
         return results
 
     def candidates(self, options: TranslateOptions) -> int:
-        """How many hypotheses a beam search keeps for reranking."""
+        """How many of its best hypotheses a beam search keeps for reranking (at most the beam)."""
         return min(self.channel_candidates or options.beam_size, options.beam_size)
 
     def rerank(self, sources: Sequence[Sequence[int]], found: Sequence[Sequence["SearchHypothesis"]],
@@ -229,10 +231,11 @@ class TranslationModel:
         under the channel model (noisy-channel reranking; see :func:`nlpcore.decoding.rerank`).
 
         The channel reads the hypothesis' text and scores the source's text, each
-        through its own tokenizers; all hypotheses are scored in one batch. An
-        empty hypothesis explains nothing and scores -inf. Sources longer than
-        ``channel_max_source`` pieces keep the search's order. ``scorer(sources,
-        targets) -> log-probabilities`` replaces the channel's NumPy
+        through its own tokenizers; the hypotheses of all sources are scored
+        together. An empty hypothesis explains nothing and scores -inf. A lone
+        hypothesis, and those of a source longer than ``channel_max_source``
+        pieces, keep the search's order and scores. ``scorer(sources, targets)
+        -> log-probabilities`` replaces the channel's NumPy
         :meth:`~nlpcore.inference.NumpySeq2Seq.log_prob` (the benchmark's naive path).
         """
         from .decoding import rerank

@@ -117,8 +117,8 @@ class TranslationTrainConfig:
         reranking of the beam's hypotheses (see :class:`nlpcore.translation.TranslationModel`);
         the package's default at translation time, and the validation split is
         translated with it. Empty / 0: no reranking. channel_candidates: how many
-        of the beam's best hypotheses are reranked (0: all; each costs a pass of
-        the channel model). channel_max_source: only sources of at most this
+        of the beam's best hypotheses are reranked and can be returned (0: all;
+        each costs a pass of the channel model). channel_max_source: only sources of at most this
         many pieces are reranked (0: any length).
     weights_dtype: how the package stores weights (``float16`` halves it); the
         validation scores are measured with the weights rounded to it.
