@@ -23,6 +23,18 @@ if TYPE_CHECKING:
     from .models.classifier import ClassifierConfig
 
 
+def pad_batch(sequences: Sequence[Sequence[int]], max_length: int | None = None) -> np.ndarray:
+    """Right-pad id lists with PAD_ID into an int32 array [B, T]; longer ones are truncated."""
+    width = max((len(s) for s in sequences), default=0)
+    if max_length:
+        width = min(width, max_length)
+    out = np.full((len(sequences), max(width, 1)), PAD_ID, dtype=np.int32)
+    for row, seq in enumerate(sequences):
+        seq = seq[:width]
+        out[row, : len(seq)] = seq
+    return out
+
+
 _controller = None  # threadpoolctl's view of the loaded BLAS libraries, found once
 
 
@@ -267,8 +279,6 @@ class NumpySeq2Seq:
         (before any length penalty). Rows are batched by source length, so
         little time goes into padding.
         """
-        from .train.common import pad_batch
-
         if len(targets) != len(sources):
             raise ValueError(f"{len(targets)} targets for {len(sources)} sources")
         total = np.zeros(len(sources))

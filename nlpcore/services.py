@@ -271,7 +271,7 @@ class _ClassifierRunner:
 
     def probabilities(self, sequences: Sequence[Sequence[int]], batch_size: int = 512) -> np.ndarray:
         """[N, C] class probabilities, batching sequences of similar length."""
-        from .train.common import pad_batch
+        from .inference import pad_batch
 
         out = np.zeros((len(sequences), self.config.num_classes), dtype=np.float32)
         order = np.argsort([len(s) for s in sequences], kind="stable")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .inference import blas_threads
+from .inference import blas_threads, pad_batch
 from .services import DEFAULT_LENGTH_PENALTY, Hypothesis, TranslateOptions, Translation
 from .tokenizer import BOS_ID, EOS_ID, UNK_ID, normalize
 
@@ -116,7 +116,7 @@ class TranslationModel:
         # The reverse direction's model, which reranks the beam's hypotheses by how well each explains the
         # source (noisy channel), and the weight options leave to the model (tuned on validation).
         self.channel = channel
-        self.channel_weight = channel_weight if channel is not None else 0.0
+        self.channel_weight = channel_weight
         # How many of the beam's best hypotheses are reranked (0: all): each costs a pass of the channel model.
         self.channel_candidates = channel_candidates
         # ... and only for sources of at most this many pieces (0: any): the pass grows with the length.
@@ -129,11 +129,17 @@ class TranslationModel:
         from .train.translation import TranslationTrainConfig
 
         config = package.config(TranslationTrainConfig)
-        channel = cls.load_channel(config.channel_model) if with_channel and config.channel_model else None
         return cls(package.load_model(), config.model, package.tokenizer("source"), package.tokenizer("target"),
                    name=package.card.name, source_lang=config.source, target_lang=config.target,
-                   length_penalty=config.length_penalty, channel=channel, channel_weight=config.channel_weight,
-                   channel_candidates=config.channel_candidates, channel_max_source=config.channel_max_source)
+                   length_penalty=config.length_penalty, **cls.channel_settings(config, load=with_channel))
+
+    @classmethod
+    def channel_settings(cls, config: Any, load: bool = True) -> dict[str, Any]:
+        """The reranking arguments a translation config gives the constructor: its
+        ``channel_model`` loaded (when named and ``load``) and how it reranks."""
+        return {"channel": cls.load_channel(config.channel_model) if load and config.channel_model else None,
+                "channel_weight": config.channel_weight, "channel_candidates": config.channel_candidates,
+                "channel_max_source": config.channel_max_source}
 
     @classmethod
     def load_channel(cls, name: str) -> "TranslationModel | None":
@@ -182,9 +188,9 @@ class TranslationModel:
 
     def _search(self, sequences, options, batch_size, timings):
         from .decoding import beam_search, greedy_search
-        from .train.common import pad_batch
 
         limit = self.model_config.max_source_length
+        weight = self.reranking_weight(options)
         results: list[list] = [[] for _ in sequences]
         order = np.argsort([len(s) for s in sequences], kind="stable")
         order = [i for i in order if len(sequences[i])]  # empty sources translate to nothing
@@ -200,7 +206,6 @@ class TranslationModel:
                                     self.model_config.max_target_length).astype(np.int64)
             start_ids = np.full(len(rows), BOS_ID, np.int32)
             step = self.numpy.step_function(encoded)
-            weight = self.reranking_weight(options)
             if options.beam_size == 1:
                 found = [[h] for h in greedy_search(
                     step, start_ids, encoded.state, max_length, no_repeat_ngram=options.no_repeat_ngram,
@@ -360,8 +365,6 @@ def keras_log_prob(keras_model: "keras.Model", sources: Sequence[Sequence[int]],
     """:meth:`~nlpcore.inference.NumpySeq2Seq.log_prob` through the Keras training
     model, one ``predict`` for the batch: the reference the fast path is tested
     against, and the naive path's reranking in the benchmark."""
-    from .train.common import pad_batch
-
     target_in = pad_batch([[BOS_ID, *t] for t in targets])
     logits = np.asarray(keras_model.predict({"source": pad_batch([list(s) for s in sources]),
                                              "target_in": target_in}, verbose=0), np.float64)
@@ -574,7 +577,6 @@ def benchmark(src: str = "en", tgt: str = "fr", bulk_lines: int = 2000, repeats:
     from . import bench
     from . import data as corpora
     from .decoding import beam_search, tile_state
-    from .train.common import pad_batch
     from .train.translation import TranslationTrainConfig, pair_key
 
     translator = Translator.load()

@@ -12,19 +12,8 @@ from typing import Callable, Sequence
 import keras
 import numpy as np
 
+from ..inference import pad_batch  # noqa: F401  (defined with the NumPy inference paths, which use it too)
 from ..tokenizer import PAD_ID
-
-
-def pad_batch(sequences: Sequence[Sequence[int]], max_length: int | None = None) -> np.ndarray:
-    """Right-pad id lists with PAD_ID into an int32 array [B, T]; longer ones are truncated."""
-    width = max((len(s) for s in sequences), default=0)
-    if max_length:
-        width = min(width, max_length)
-    out = np.full((len(sequences), max(width, 1)), PAD_ID, dtype=np.int32)
-    for row, seq in enumerate(sequences):
-        seq = seq[:width]
-        out[row, : len(seq)] = seq
-    return out
 
 
 class BucketedBatches(keras.utils.PyDataset):

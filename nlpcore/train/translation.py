@@ -118,8 +118,8 @@ class TranslationTrainConfig:
         the package's default at translation time, and the validation split is
         translated with it. Empty / 0: no reranking. channel_candidates: how many
         of the beam's best hypotheses are reranked and can be returned (0: all;
-        each costs a pass of the channel model). channel_max_source: only sources of at most this
-        many pieces are reranked (0: any length).
+        each costs a pass of the channel model). channel_max_source: only
+        sources of at most this many pieces are reranked (0: any length).
     weights_dtype: how the package stores weights (``float16`` halves it); the
         validation scores are measured with the weights rounded to it.
     mantissa_bits: float16 weights keep this many of their 10 mantissa bits
@@ -574,11 +574,8 @@ def evaluate_model(model, model_config: Seq2SeqConfig, source_tokenizer: Tokeniz
     from ..services import TranslateOptions
     from ..translation import TranslationModel
 
-    channel = TranslationModel.load_channel(config.channel_model) if config.channel_model else None
     runner = TranslationModel(model, model_config, source_tokenizer, target_tokenizer, config.name,
-                              config.source, config.target, channel=channel, channel_weight=config.channel_weight,
-                              channel_candidates=config.channel_candidates,
-                              channel_max_source=config.channel_max_source)
+                              config.source, config.target, **TranslationModel.channel_settings(config))
     options = TranslateOptions(beam_size=config.beam_size, length_penalty=config.length_penalty)
     scores, hypotheses = runner.evaluate([p.source for p in pairs], [p.target for p in pairs], options)
     return {
