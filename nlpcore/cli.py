@@ -249,7 +249,8 @@ def _eval_translation(args: argparse.Namespace) -> int:
     from .data import CorpusError, numbered_rows
     from .packages import PackageError, find_package, load_package
     from .services import TranslateOptions
-    from .train.translation import TranslationTrainConfig, load_pairs, scores_by_origin
+    from .train.translation import (TranslationTrainConfig, channel_seen, load_pairs, scores_by_origin,
+                                    split_description)
     from .translation import TranslationModel
 
     try:
@@ -264,17 +265,25 @@ def _eval_translation(args: argparse.Namespace) -> int:
         else:
             _, pairs, _ = load_pairs(config, extras=False)
             sources, references = [p.source for p in pairs], [p.target for p in pairs]
-            split = (f"validation split of {config.corpus} ({config.validation_fraction:.0%} hash split "
-                     f"on the source sentence)")
+            split = f"validation split of {config.corpus} ({split_description(config)})"
         model = TranslationModel.from_package(package)
         options = TranslateOptions(beam_size=args.beam, length_penalty=args.length_penalty, stopping=args.stopping,
                                    channel_weight=args.channel_weight)
+        seen = None  # validation pairs the reranking model was trained on
+        if pairs is not None and model.reranking_weight(options):
+            seen, total = channel_seen(config, load_package(find_package(model.channel.name))
+                                       .config(TranslationTrainConfig))
+            if seen:
+                sys.stderr.write(f"nlpcore: warning: {model.channel.name}, which reranks the hypotheses, was "
+                                 f"trained on {seen:,} of these {total:,} pairs: the reranked scores overstate "
+                                 f"what reranking does for new text\n")
         scores, hypotheses = model.evaluate(sources, references, options)
         if pairs is not None and (by_origin := scores_by_origin(pairs, hypotheses, config.corpus)):
             scores["by_origin"] = by_origin  # a corpus of several sources: each one's figures too
     except (PackageError, CorpusError, ValueError) as exc:
         return fail(str(exc))
-    record = {"model": args.model, "split": split, **scores}
+    record = {"model": args.model, "split": split, **scores,
+              **({"channel_seen_pairs": seen} if seen is not None else {})}
     emit(record, args.json, json.dumps(record, indent=2, ensure_ascii=False))
     return EXIT_OK
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
@@ -96,7 +97,7 @@ class TranslationModel:
     def __init__(self, keras_model: "keras.Model", config: Any, source_tokenizer: "Tokenizer",
                  target_tokenizer: "Tokenizer", name: str = "", source_lang: str = "", target_lang: str = "",
                  threads: int | None = 1, length_penalty: float = DEFAULT_LENGTH_PENALTY,
-                 bulk_threads: int | None = None, channel: "TranslationModel | None" = None,
+                 bulk_threads: int | None = None, channel: "TranslationModel | str | None" = None,
                  channel_weight: float = 0.0, channel_candidates: int = 0, channel_max_source: int = 0):
         from .inference import NumpySeq2Seq
 
@@ -114,8 +115,10 @@ class TranslationModel:
         self.bulk_threads = bulk_threads
         self.length_penalty = length_penalty  # the GNMT alpha options leave to the model (tuned on validation)
         # The reverse direction's model, which reranks the beam's hypotheses by how well each explains the
-        # source (noisy channel), and the weight options leave to the model (tuned on validation).
-        self.channel = channel
+        # source (noisy channel), or its package name, loaded when a search first reranks (see channel);
+        # and the weight options leave to the model (tuned on validation).
+        self._channel = channel
+        self._channel_lock = threading.Lock()
         self.channel_weight = channel_weight
         # How many of the beam's best hypotheses are reranked (0: all): each costs a pass of the channel model.
         self.channel_candidates = channel_candidates
@@ -136,10 +139,20 @@ class TranslationModel:
     @classmethod
     def channel_settings(cls, config: Any, load: bool = True) -> dict[str, Any]:
         """The reranking arguments a translation config gives the constructor: its
-        ``channel_model`` loaded (when named and ``load``) and how it reranks."""
-        return {"channel": cls.load_channel(config.channel_model) if load and config.channel_model else None,
+        ``channel_model`` (when named and ``load``; loaded on first use) and how it reranks."""
+        return {"channel": config.channel_model if load and config.channel_model else None,
                 "channel_weight": config.channel_weight, "channel_candidates": config.channel_candidates,
                 "channel_max_source": config.channel_max_source}
+
+    @property
+    def channel(self) -> "TranslationModel | None":
+        """The reranking model: None without one, or when its package cannot be
+        loaded (a warning, once). A package named by the config loads on first
+        use, so a model that reranks only when asked does not load it until then."""
+        with self._channel_lock:
+            if isinstance(self._channel, str):
+                self._channel = self.load_channel(self._channel)
+            return self._channel
 
     @classmethod
     def load_channel(cls, name: str) -> "TranslationModel | None":
@@ -162,9 +175,10 @@ class TranslationModel:
     def reranking_weight(self, options: TranslateOptions) -> float:
         """The noisy-channel weight a search runs with: the options', else this
         model's; 0 without a channel model or a beam."""
-        if self.channel is None or options.beam_size == 1:
+        weight = self.channel_weight if options.channel_weight is None else options.channel_weight
+        if not weight or options.beam_size == 1 or self.channel is None:
             return 0.0
-        return self.channel_weight if options.channel_weight is None else options.channel_weight
+        return weight
 
     # ---------------------------------------------------------------- search
     def search(self, sequences: Sequence[Sequence[int]], options: TranslateOptions = TranslateOptions(),
@@ -577,7 +591,7 @@ def benchmark(src: str = "en", tgt: str = "fr", bulk_lines: int = 2000, repeats:
     from . import bench
     from . import data as corpora
     from .decoding import beam_search, tile_state
-    from .train.translation import TranslationTrainConfig, pair_key
+    from .train.translation import TranslationTrainConfig, in_validation
 
     translator = Translator.load()
     model = translator.model(src, tgt)
@@ -585,8 +599,7 @@ def benchmark(src: str = "en", tgt: str = "fr", bulk_lines: int = 2000, repeats:
 
     config = load_package(find_package(model.name)).config(TranslationTrainConfig)
     pairs = corpora.read_parallel(corpora.corpus_path(config.corpus), config.source, config.target)
-    held_out = [p.source for p in pairs
-                if corpora.is_validation(pair_key(p.source), config.validation_fraction, config.split_salt)]
+    held_out = [p.source for p in pairs if in_validation(config, p)]
     rng = np.random.default_rng(0)
     order = rng.permutation(len(held_out))
     # A small validation split (ko-en) is repeated to make up ``bulk_lines`` lines.

@@ -309,6 +309,75 @@ def test_continuation_scores_again_the_subsets_of_the_package_it_started_from(in
     assert third.card.extra["validation_subsets"].keys() == before.keys()  # and so on down a recipe
 
 
+def test_split_language_holds_out_the_same_pairs_in_both_directions(tmp_path):
+    """Each direction hashes its own source sentence unless both name one
+    split_language; channel_seen counts the validation pairs the reverse
+    direction trained on, whether or not either config normalises its text."""
+    import dataclasses
+
+    from nlpcore.train.translation import TranslationTrainConfig, channel_seen, load_pairs, normalize_text
+
+    corpus = tmp_path / "ko-en.tsv"
+    corpus.write_text("ko\ten\n" + "".join(f"문장 {i}\tsentence number {i} ¡¯\n" for i in range(200)), encoding="utf-8")
+    ko_en = TranslationTrainConfig(source="ko", target="en", corpus=str(corpus), validation_fraction=0.2,
+                                   normalize_text=True)
+    en_ko = TranslationTrainConfig(source="en", target="ko", corpus=str(corpus), validation_fraction=0.2)
+
+    def held_out(config):  # the validation pairs, whichever side is the source
+        return {tuple(sorted((normalize_text(p.source), normalize_text(p.target)))) for p in load_pairs(config)[1]}
+
+    seen, total = channel_seen(ko_en, en_ko)
+    assert total == len(load_pairs(ko_en)[1]) > 20 and seen > total // 2  # the splits hardly overlap
+    shared = [dataclasses.replace(c, split_language="ko") for c in (ko_en, en_ko)]
+    assert held_out(shared[0]) == held_out(shared[1])
+    assert channel_seen(*shared) == (0, total)  # the Korean sentence decides for both
+    assert held_out(dataclasses.replace(en_ko, split_language="en")) == held_out(en_ko)  # the source's, as by default
+    everything = dataclasses.replace(ko_en, validation_fraction=1.0)  # normalised text, the other one raw
+    assert channel_seen(everything, dataclasses.replace(en_ko, validation_fraction=0.0)) == (200, 200)
+    with pytest.raises(ValueError, match="split_language"):
+        TranslationTrainConfig(source="ko", target="en", split_language="fr")
+    with pytest.raises(ValueError, match="ko→en"):
+        channel_seen(ko_en, ko_en)
+
+
+def _reverse_config(trained, folder, **changes):
+    """The fixture's config for French→English, on the fixture's own corpus, in ``folder``."""
+    import dataclasses
+
+    _, config = trained
+    return dataclasses.replace(config, name="translate-fr-en", source="fr", target="en", compare_attention=False,
+                               epochs=1, run_dir=str(folder / "run"), output=str(folder / "translate-fr-en"),
+                               **changes)
+
+
+def test_a_channel_trained_on_the_validation_pairs_is_refused_and_reported(installed, trained, tmp_path,
+                                                                           capsys):
+    """translate-en-fr hashes the English sentence; a fr→en run that hashes the French one
+    would rerank its validation pairs with a model trained on most of them."""
+    from nlpcore.cli import main
+    from nlpcore.packages import install_package
+    from nlpcore.train.translation import check_channel, train
+
+    leaky = _reverse_config(trained, tmp_path, channel_model="translate-en-fr", channel_weight=1.0)
+    with pytest.raises(ValueError, match="translate-en-fr was trained on .* validation pairs"):
+        train(leaky, verbose=0)  # before any training
+    check_channel(_reverse_config(trained, tmp_path, channel_model="translate-en-fr", channel_weight=1.0,
+                                  split_language="en"))  # one split for both: nothing seen
+    check_channel(_reverse_config(trained, tmp_path, channel_model="not-installed", channel_weight=1.0))
+
+    # off by default, so it trains; asked for at evaluation, the record says how many pairs the channel saw
+    install_package(train(_reverse_config(trained, tmp_path, channel_model="translate-en-fr"), verbose=0).path)
+    capsys.readouterr()
+    assert main(["eval", "--model", "translate-fr-en", "--json"]) == 0
+    plain = capsys.readouterr()
+    assert "channel_seen_pairs" not in json.loads(plain.out) and "warning" not in plain.err
+    assert main(["eval", "--model", "translate-fr-en", "--channel-weight", "1", "--json"]) == 0
+    reranked = capsys.readouterr()
+    record = json.loads(reranked.out)
+    assert record["channel_weight"] == 1.0 and 0 < record["channel_seen_pairs"] <= record["sentences"]
+    assert f"trained on {record['channel_seen_pairs']:,} of these {record['sentences']:,} pairs" in reranked.err
+
+
 def test_extra_corpora_train_and_are_named_in_the_card(trained, tmp_path):
     """Continued training of the package on both its languages (nothing fresh) with a
     back-translated table: its rows are counted per origin and its record goes into the card."""

@@ -3,8 +3,9 @@
 ``nlpcore train translation --config configs/translate-en-fr.yaml``
 
 Steps: read the parallel corpus (rows whose license is excluded are dropped),
-split it by hashing each pair's source sentence (so a sentence with several
-translations never straddles the split), train one SentencePiece model per
+split it by hashing each pair's source sentence, or the sentence in
+``split_language`` (so a sentence with several translations never straddles
+the split), train one SentencePiece model per
 language on the training side, train the encoder–decoder with teacher forcing
 over length-bucketed batches (validation every epoch, learning rate halved
 when the validation loss stalls, early stopping, checkpoint + ``--resume``),
@@ -74,6 +75,11 @@ class TranslationTrainConfig:
         and news datelines (``TOKYO, Japan (CNN) — ``), which the other
         language does not carry, dropped (see :func:`normalize_text`).
     validation_fraction / split_salt: the hash split on the source sentence.
+    split_language: the language whose sentence the split hashes ('': the
+        source's). The two directions of a corpus that name the same one
+        (``ko`` for ko→en and en→ko) hold out the same pairs, so either can
+        rerank the other (``channel_model``) without having trained on the
+        pairs it is scored on.
     extra_corpora: back-translated tables (written by ``nlpcore
         backtranslate``: a column per language, ``source`` and ``license``
         naming each row's origin and license, a ``.json`` record beside
@@ -116,7 +122,11 @@ class TranslationTrainConfig:
         ``translate-en-ko`` for ko→en) and its weight for noisy-channel
         reranking of the beam's hypotheses (see :class:`nlpcore.translation.TranslationModel`);
         the package's default at translation time, and the validation split is
-        translated with it. Empty / 0: no reranking. channel_candidates: how many
+        translated with it. Empty / 0: no reranking. The channel must not
+        have trained on this run's validation pairs (:func:`channel_seen`):
+        it would favour the hypotheses closest to their references, and the
+        scores would overstate what reranking does for new text.
+        channel_candidates: how many
         of the beam's best hypotheses are reranked and can be returned (0: all;
         each costs a pass of the channel model). channel_max_source: only
         sources of at most this many pieces are reranked (0: any length).
@@ -155,6 +165,7 @@ class TranslationTrainConfig:
     tag_extra_corpora: bool = False
     validation_fraction: float = 0.05
     split_salt: str = "malbeot"
+    split_language: str = ""
     subword_sampling: float = 0.0
     subword_sampling_sides: tuple[str, ...] = ("source", "target")
     max_train_pairs: int = 0
@@ -191,6 +202,9 @@ class TranslationTrainConfig:
     run_dir: str = "runs/translate-en-fr"
 
     def __post_init__(self):
+        if self.split_language not in ("", self.source, self.target):
+            raise ValueError(f"split_language must be the source or the target language "
+                             f"({self.source} or {self.target}), not {self.split_language!r}")
         if self.channel_weight < 0:
             raise ValueError(f"channel_weight must be 0 or more, not {self.channel_weight}")
         if self.channel_candidates < 0 or self.channel_max_source < 0:
@@ -235,6 +249,23 @@ def row_license(corpus: str, pair: corpora.Pair) -> tuple[str, str]:
     return CORPUS_LICENSES.get(corpus, (corpus, ""))
 
 
+def split_side(config: TranslationTrainConfig) -> str:
+    """The side of a pair (``source`` or ``target``) whose sentence the split hashes."""
+    return "target" if config.split_language and config.split_language == config.target else "source"
+
+
+def in_validation(config: TranslationTrainConfig, pair: corpora.Pair) -> bool:
+    """Whether a pair of the config's corpus belongs to its validation split."""
+    return corpora.is_validation(pair_key(getattr(pair, split_side(config))), config.validation_fraction,
+                                 config.split_salt)
+
+
+def split_description(config: TranslationTrainConfig) -> str:
+    """How the validation split was drawn, for cards and evaluation records."""
+    side = "source" if split_side(config) == "source" else f"target ({config.target})"
+    return (f"{config.validation_fraction:.0%} hash split of {config.corpus} on the {side} sentence")
+
+
 def load_pairs(config: TranslationTrainConfig, extras: bool = True):
     """(train pairs, validation pairs, {(origin, license): rows used for training}).
     ``extras=False`` leaves the extra corpora out (the validation split is the
@@ -257,8 +288,8 @@ def load_pairs(config: TranslationTrainConfig, extras: bool = True):
             seen.add(key)
             yield pair, key
 
-    for pair, key in rows(config.corpus):
-        if corpora.is_validation(key[0], config.validation_fraction, config.split_salt):
+    for pair, _ in rows(config.corpus):
+        if in_validation(config, pair):
             validation.append(pair)
         else:
             train.append(pair)
@@ -280,6 +311,40 @@ def load_pairs(config: TranslationTrainConfig, extras: bool = True):
         origin, license_ = row_license(config.corpus, pair)
         used[(origin, license_)] = used.get((origin, license_), 0) + 1
     return train, validation, used
+
+
+def channel_seen(config: TranslationTrainConfig, channel: TranslationTrainConfig) -> tuple[int, int]:
+    """(how many of ``config``'s validation pairs the reverse-direction model of
+    config ``channel`` was trained on, how many there are). Its corpus's pairs
+    are checked, as :meth:`Transfer.seen` does."""
+    if (channel.source, channel.target) != (config.target, config.source):
+        raise ValueError(f"the channel model translates {channel.source}→{channel.target}, "
+                         f"not {config.target}→{config.source}")
+
+    def key(text: str) -> str:  # one spelling whether or not a config normalises its text
+        return pair_key(normalize_text(text))
+
+    _, validation, _ = load_pairs(config, extras=False)
+    trained, _, _ = load_pairs(channel, extras=False)
+    known = {(key(p.target), key(p.source)) for p in trained}
+    return sum((key(p.source), key(p.target)) in known for p in validation), len(validation)
+
+
+def check_channel(config: TranslationTrainConfig) -> None:
+    """Refuse a config whose reranking channel was trained on its validation
+    pairs (its scores would reward hypotheses the channel has seen); nothing
+    to check without a channel, a weight, or the channel installed."""
+    if not (config.channel_model and config.channel_weight):
+        return
+    try:
+        channel = load_package(find_package(config.channel_model)).config(TranslationTrainConfig)
+    except PackageError:
+        return  # translated without reranking (TranslationModel.load_channel warns)
+    seen, total = channel_seen(config, channel)
+    if seen:
+        raise ValueError(f"channel_model {config.channel_model} was trained on {seen:,} of the {total:,} "
+                         f"validation pairs: reranking would be scored on pairs it has seen. Train both "
+                         f"directions on one split (the same split_language) or set channel_weight: 0")
 
 
 def extra_records(config: TranslationTrainConfig) -> list[dict]:
@@ -626,6 +691,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
     started = time.time()
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    check_channel(config)
     transfer = Transfer.open(config)
     extras = extra_records(config)
     train_pairs, val_pairs, used = load_pairs(config)
@@ -713,8 +779,7 @@ def train(config: TranslationTrainConfig, resume: bool = False, output: str | No
 
     chosen = max(runs, key=lambda a: (runs[a]["summary"]["bleu"], a == model_config.attention))
     final = runs[chosen]
-    split = (f"validation ({config.validation_fraction:.0%} hash split of {config.corpus} on the source "
-             f"sentence, {len(val_pairs):,} pairs, beam {config.beam_size})")
+    split = f"validation ({split_description(config)}, {len(val_pairs):,} pairs, beam {config.beam_size})"
     extra_notes = {backtranslation.origin(r["corpus"]): backtranslation.notes(r, config.source) for r in extras}
     used_rows = tuple(DataSource(origin if origin in extra_notes else f"{config.corpus}:{origin}", rows=n,
                                  license=license_, notes=extra_notes.get(origin) or ORIGIN_NOTES.get(origin, ""))
