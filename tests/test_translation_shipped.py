@@ -98,28 +98,37 @@ def test_bulk_decoding_may_use_every_core_and_finds_the_same(translator, monkeyp
 
 
 @pytest.mark.parametrize("src, tgt", [("ko", "en"), ("en", "ko")])
-def test_korean_directions_rerank_with_the_reverse_model(translator, src, tgt):
-    """Each hypothesis' score gains the channel weight times log P(source | hypothesis)
-    under the reverse package, as its Keras model computes it; long sources are left alone."""
+def test_korean_directions_rerank_with_the_reverse_model_when_asked(src, tgt, monkeypatch):
+    """The Korean packages name the reverse package but leave its weight at 0: it
+    loads the first time a search reranks. Each hypothesis' score then gains the
+    weight times log P(source | hypothesis) under it, as its Keras model computes
+    it; long sources are left alone."""
     from nlpcore.packages import load_package
     from nlpcore.train.translation import TranslationTrainConfig
-    from nlpcore.translation import keras_log_prob
+    from nlpcore.translation import TranslationModel, keras_log_prob
 
-    model = translator.model(src, tgt)
-    config = load_package(find_package(model.name)).config(TranslationTrainConfig)
-    assert model.channel.name == config.channel_model == f"translate-{tgt}-{src}"
-    weight = config.channel_weight
-    assert weight > 0 and model.reranking_weight(TranslateOptions()) == weight
-    assert model.reranking_weight(TranslateOptions(channel_weight=0)) == 0
-    assert model.reranking_weight(TranslateOptions(beam_size=1)) == 0
-    assert load_package(find_package(model.name)).card.extra["decoding"]["channel_weight"] == weight
+    loads, real = [], TranslationModel.load_channel.__func__
+    monkeypatch.setattr(TranslationModel, "load_channel",
+                        classmethod(lambda cls, name: loads.append(name) or real(cls, name)))
+    package = load_package(find_package(f"translate-{src}-{tgt}"))
+    config = package.config(TranslationTrainConfig)
+    assert config.channel_model == f"translate-{tgt}-{src}" and config.channel_weight == 0
+    assert package.card.extra["decoding"]["channel_weight"] == 0
+    assert package.card.extra["decoding"]["channel_check"]["channel_seen_pairs"] > 0  # why it is off
+    model = TranslationModel.from_package(package)
     text = {"ko": "그는 매일 아침 공원에서 달린다.", "en": "He runs in the park every morning."}[src]
     ids = model.source_tokenizer.encode(text)
+    plain = model.search([ids], TranslateOptions(n_best=5))[0]
+    assert loads == [] and model.reranking_weight(TranslateOptions()) == 0  # not loaded for a plain search
+    weight = 1.0
+    asked = TranslateOptions(n_best=5, channel_weight=weight)
+    assert model.reranking_weight(asked) == weight and loads == [config.channel_model]
+    assert model.reranking_weight(TranslateOptions(beam_size=1, channel_weight=weight)) == 0
     assert len(ids) <= model.channel_max_source
-    plain = model.search([ids], TranslateOptions(n_best=5, channel_weight=0))[0]
-    reranked = model.search([ids], TranslateOptions(n_best=5))[0]
-    assert len(reranked) == min(len(plain), model.candidates(TranslateOptions(n_best=5))) >= 2
-    assert model.search([ids], TranslateOptions(n_best=1))[0][0] == reranked[0]  # whatever n_best asks for
+    reranked = model.search([ids], asked)[0]
+    assert loads == [config.channel_model]  # once
+    assert len(reranked) == min(len(plain), model.candidates(asked)) >= 2
+    assert model.search([ids], TranslateOptions(channel_weight=weight))[0][0] == reranked[0]  # whatever n_best
     channel = model.channel
     by_ids = {h.ids: h.score for h in plain}
     hypothesis_ids = [channel.source_tokenizer.encode(model.target_tokenizer.decode(list(h.ids))) for h in reranked]
@@ -128,8 +137,8 @@ def test_korean_directions_rerank_with_the_reverse_model(translator, src, tgt):
     np.testing.assert_allclose([h.score - by_ids[h.ids] for h in reranked], weight * expected, atol=1e-3)
     assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)
     long_ids = ids * (model.channel_max_source // len(ids) + 1)  # kept as searched: same order, same scores
-    kept = model.search([long_ids, ids], TranslateOptions(n_best=3))[0]  # batched with a reranked sentence
-    searched = model.search([long_ids], TranslateOptions(n_best=3, channel_weight=0))[0]
+    kept = model.search([long_ids, ids], TranslateOptions(n_best=3, channel_weight=weight))[0]  # batched together
+    searched = model.search([long_ids], TranslateOptions(n_best=3))[0]
     assert [h.ids for h in kept] == [h.ids for h in searched]
     np.testing.assert_allclose([h.score for h in kept], [h.score for h in searched], rtol=1e-5)
 
