@@ -380,10 +380,10 @@ def keras_log_prob(keras_model: "keras.Model", sources: Sequence[Sequence[int]],
     model, one ``predict`` for the batch: the reference the fast path is tested
     against, and the naive path's reranking in the benchmark."""
     target_in = pad_batch([[BOS_ID, *t] for t in targets])
-    logits = np.asarray(keras_model.predict({"source": pad_batch([list(s) for s in sources]),
-                                             "target_in": target_in}, verbose=0), np.float64)
-    logits -= logits.max(-1, keepdims=True)
-    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    from .numpy_rnn import log_softmax
+
+    log_probs = log_softmax(np.asarray(keras_model.predict({"source": pad_batch([list(s) for s in sources]),
+                                                            "target_in": target_in}, verbose=0), np.float64))
     return np.array([sum(log_probs[row, t, piece] for t, piece in enumerate([*target, EOS_ID]))
                      for row, target in enumerate(targets)])
 

@@ -251,7 +251,7 @@ def row_license(corpus: str, pair: corpora.Pair) -> tuple[str, str]:
 
 def split_side(config: TranslationTrainConfig) -> str:
     """The side of a pair (``source`` or ``target``) whose sentence the split hashes."""
-    return "target" if config.split_language and config.split_language == config.target else "source"
+    return "target" if config.split_language == config.target else "source"
 
 
 def in_validation(config: TranslationTrainConfig, pair: corpora.Pair) -> bool:
@@ -263,7 +263,7 @@ def in_validation(config: TranslationTrainConfig, pair: corpora.Pair) -> bool:
 def split_description(config: TranslationTrainConfig) -> str:
     """How the validation split was drawn, for cards and evaluation records."""
     side = "source" if split_side(config) == "source" else f"target ({config.target})"
-    return (f"{config.validation_fraction:.0%} hash split of {config.corpus} on the {side} sentence")
+    return f"{config.validation_fraction:.0%} hash split of {config.corpus} on the {side} sentence"
 
 
 def load_pairs(config: TranslationTrainConfig, extras: bool = True):
