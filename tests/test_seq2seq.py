@@ -169,6 +169,32 @@ def test_smoothed_cross_entropy():
     assert float(SmoothedCrossEntropy(0.1)(labels, logits, sample_weight=weights)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_token_accuracy_counts_tokens_across_batches_of_different_widths():
+    import keras
+
+    from nlpcore.models.seq2seq import TokenAccuracy
+
+    def logits_for(ids):
+        return np.eye(6, dtype="float32")[np.asarray(ids)]  # the highest score on each given id
+
+    # a narrow batch of short sentences, all right, and a wide one, mostly wrong
+    narrow = (np.array([[1, 2], [3, 0]]), logits_for([[1, 2], [3, 0]]))
+    wide = (np.array([[1, 2, 3, 4, 5, 1], [2, 3, 4, 5, 0, 0]]), logits_for([[1, 2, 3, 4, 4, 4], [5, 5, 5, 5, 0, 0]]))
+    metric, builtin = TokenAccuracy(), keras.metrics.SparseCategoricalAccuracy()
+    hits = tokens = 0
+    for labels, logits in (narrow, wide):
+        weights = (labels != 0).astype("float32")
+        metric.update_state(labels, logits, sample_weight=weights)
+        builtin.update_state(labels, logits, sample_weight=weights)
+        hits += ((logits.argmax(-1) == labels) * weights).sum()
+        tokens += weights.sum()
+    assert float(metric.result()) == pytest.approx(hits / tokens) == pytest.approx(8 / 13)
+    # Keras's own weighs the narrow batch's sentences more than their tokens
+    assert float(builtin.result()) > hits / tokens + 0.05
+    metric.reset_state()
+    assert float(metric.result()) == 0.0
+
+
 def test_parallel_batches():
     from nlpcore.train.common import ParallelBatches
 

@@ -406,12 +406,39 @@ class SmoothedCrossEntropy(keras.losses.Loss):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
+@keras.saving.register_keras_serializable(package="nlpcore")
+class TokenAccuracy(keras.metrics.Metric):
+    """The share of real target tokens whose highest-scoring piece is the right one.
+
+    Keras's weighted ``SparseCategoricalAccuracy`` first reduces each sequence
+    to the mean of its weighted hits over the batch's width, so with [B, T]
+    weights a batch counts in proportion to 1 / T: batches of short sentences
+    (narrow, and easier) weigh more than their tokens, and the figure moves
+    with how batches are padded. This metric sums hits and tokens instead.
+    """
+
+    def __init__(self, name: str = "accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.hits = self.add_variable(shape=(), initializer="zeros", name="hits")
+        self.tokens = self.add_variable(shape=(), initializer="zeros", name="tokens")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        best = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        right = ops.cast(ops.equal(best, ops.cast(y_true, "int32")), "float32")
+        weight = ops.ones_like(right) if sample_weight is None else ops.cast(sample_weight, "float32")
+        self.hits.assign_add(ops.sum(right * weight))
+        self.tokens.assign_add(ops.sum(weight))
+
+    def result(self):
+        return ops.divide_no_nan(self.hits, self.tokens)
+
+
 def compile_seq2seq(model: keras.Model, learning_rate: float = 1e-3, clip_global_norm: float = 5.0,
                     label_smoothing: float = 0.1) -> keras.Model:
     """Adam with global-norm gradient clipping, smoothed cross-entropy, token accuracy."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=clip_global_norm or None),
         loss=SmoothedCrossEntropy(label_smoothing),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        weighted_metrics=[TokenAccuracy()],
     )
     return model
