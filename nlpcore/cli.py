@@ -337,6 +337,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = load_config(getattr(module, config_name), args.config)
     except ConfigError as exc:
         return fail(str(exc), EXIT_USAGE)
+    from .train.common import use_compilation_cache
+
+    cache = use_compilation_cache()
+    if cache is not None:
+        sys.stderr.write(f"nlpcore: compiled steps are cached in {cache}\n")
     module.train(config, resume=args.resume, output=args.output)
     return EXIT_OK
 

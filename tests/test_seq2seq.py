@@ -290,6 +290,29 @@ _BACKEND_SCRIPT = textwrap.dedent(
 )
 
 
+def test_jax_keeps_compiled_steps_on_disk(tmp_path):
+    script = textwrap.dedent(
+        """
+        import jax, jax.numpy as jnp
+        from nlpcore.train.common import use_compilation_cache
+        folder = use_compilation_cache(min_compile_seconds=0)
+        jax.jit(lambda x: jnp.tanh(x) * 2.0)(jnp.ones(3)).block_until_ready()
+        print(folder)
+        """
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax", "MALBEOT_HOME": str(tmp_path)}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    folder = tmp_path / "cache" / "jax-cache"
+    assert out.stdout.strip().splitlines()[-1] == str(folder)
+    assert any(folder.iterdir())  # the compiled function, for the next run
+    env["KERAS_BACKEND"] = "tensorflow"
+    out = subprocess.run([sys.executable, "-c", "from nlpcore.train.common import use_compilation_cache; "
+                          "print(use_compilation_cache())"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "None"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", [dict(attention="luong"), dict(attention="bahdanau", input_feeding=True)],
                          ids=["luong", "bahdanau-if"])

@@ -16,6 +16,38 @@ from ..inference import pad_batch  # noqa: F401  (defined with the NumPy inferen
 from ..tokenizer import PAD_ID
 
 
+def use_compilation_cache(min_compile_seconds: float = 1.0) -> Path | None:
+    """Under JAX, keep compiled steps on disk (JAX's persistent compilation
+    cache) and return the folder; None under another backend.
+
+    JAX compiles a train step for every batch shape, and a run that starts
+    from another's package compiles the same steps again. Measured: a
+    one-epoch ko→en fine-tune (1,000 pairs) took 860 s with a cold cache
+    and 137 s with a warm one on a busy 2-core CPU; four fine-tunes sharing
+    an H200 spent 220-250 s on their first epoch and 11-26 s on the second.
+    ``$JAX_COMPILATION_CACHE_DIR`` chooses the folder; by default it is
+    ``jax-cache`` in the user's cache folder (under ``$MALBEOT_HOME`` when set).
+    """
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    folder = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if not folder:
+        home = os.environ.get("MALBEOT_HOME")
+        if home:
+            folder = os.path.join(home, "cache", "jax-cache")
+        else:
+            import platformdirs
+
+            from ..assets import APP_NAME
+
+            folder = os.path.join(platformdirs.user_cache_dir(APP_NAME, appauthor=False), "jax-cache")
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
+    return Path(folder)
+
+
 class BucketedBatches(keras.utils.PyDataset):
     """Batches of similar-length sequences, padded per batch (less padding, faster epochs).
 
