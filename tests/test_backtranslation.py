@@ -39,6 +39,18 @@ def test_monolingual_sentences_are_split_distinct_and_drawn(data_dir):
     assert drawn == backtranslation.monolingual_sentences("ko_chatbot", limit=3)  # seeded
 
 
+def test_movie_reviews_lose_laughter_and_repeated_punctuation(tmp_path, monkeypatch):
+    (tmp_path / "sentiment").mkdir()
+    reviews = ["최고의 영화ㅋㅋㅋ 또 보고 싶다...", "ㅠㅠ", "별로.. 지루했어요!!", "재밌음", "별로.. 정말 지루했어요"]
+    with gzip.open(tmp_path / "sentiment" / "nsmc_train.tsv.gz", "wt", encoding="utf-8") as handle:
+        handle.write("id\ttext\tlabel\n" + "".join(f"{i}\t{text}\t1\n" for i, text in enumerate(reviews)))
+    monkeypatch.setenv("MALBEOT_DATA", str(tmp_path))
+    # bare jamo and runs of punctuation go, a review of under six syllables is left out,
+    # and a sentence met before is not repeated
+    assert backtranslation.monolingual_sentences("nsmc") == ["최고의 영화 또 보고 싶다.", "별로.", "지루했어요!",
+                                                             "정말 지루했어요"]
+
+
 def test_back_translation_writes_a_table_that_trains_en_to_ko(data_dir, tmp_path):
     from nlpcore.packages import find_package
     from nlpcore.tokenizer import UNK_ID, Tokenizer

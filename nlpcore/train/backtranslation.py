@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -52,6 +53,18 @@ def _english_of_pairs(corpora: ModuleType, path: Path) -> Iterator[str]:
         yield pair.source
 
 
+# Runs of bare Hangul letters (ㅋㅋ, ㅠㅠ, ㅎㅎ: laughter and tears in reviews)
+# and of repeated punctuation, which no translation renders.
+_REVIEW_NOISE = re.compile(r"[\u3131-\u318e]+|([.,!?~^;])\1+")
+
+
+def _review_texts(corpora: ModuleType, path: Path) -> Iterator[str]:
+    for review in corpora.read_nsmc(path):
+        text = _REVIEW_NOISE.sub(lambda m: (m.group(1) or "") + " ", review.text)
+        if sum("\uac00" <= ch <= "\ud7a3" for ch in text) >= 6:  # a few Hangul syllables at least
+            yield text
+
+
 def _book_texts(reader: str) -> Callable[[ModuleType, Path], Iterator[str]]:
     """The lines of a book corpus that ``nlpcore.data.<reader>`` reads."""
     def texts(corpora: ModuleType, path: Path) -> Iterator[str]:
@@ -67,6 +80,7 @@ MONOLINGUAL = {
     "en-fr": Monolingual("en", "CC-BY-2.0-FR", "English sentences of the Tatoeba en-fr pairs", _english_of_pairs),
     "koconovel": Monolingual("ko", "CC-BY-SA-4.0", "45 modern Korean novels (storidient/KoCoNovel)",
                              _book_texts("read_koconovel")),
+    "nsmc": Monolingual("ko", "CC0-1.0", "Korean movie reviews (NSMC train split)", _review_texts),
 }
 
 
