@@ -60,8 +60,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 f"{card.size_bytes / 1e6:7.1f} MB  {path}",
             )
         return EXIT_OK
-    if not args.target:
-        return fail(f"models {args.action} needs a package name or folder", EXIT_USAGE)
+    if args.action == "average":
+        return _average_models(args)
+    if len(args.target) != 1:
+        return fail(f"models {args.action} needs one package name or folder", EXIT_USAGE)
+    args.target = args.target[0]
     try:
         if args.action == "install":
             target = packages.install_package(args.target)
@@ -79,6 +82,27 @@ def _cmd_models(args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps(json.loads(card.to_json()), ensure_ascii=False) + "\n")
         else:
             sys.stdout.write(card.to_json())
+    return EXIT_OK
+
+
+def _average_models(args: argparse.Namespace) -> int:
+    """``nlpcore models average A B [...] --output DIR [--weights W,W,...]``."""
+    from . import packages
+
+    if len(args.target) < 2 or not args.output:
+        return fail("models average needs two packages or more and --output", EXIT_USAGE)
+    try:
+        weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    except ValueError:
+        return fail(f"--weights takes numbers separated by commas, not {args.weights!r}", EXIT_USAGE)
+    try:
+        package = packages.average_packages(args.target, args.output, weights)
+    except packages.PackageError as exc:
+        return fail(str(exc))
+    average = package.card.extra["weight_average"]["packages"]
+    emit({"output": str(package.path), "packages": average}, args.json,
+         f"{package.card.name}: " + " + ".join(f"{a['weight']:g} × {a['version']}" for a in average)
+         + f" → {package.path}")
     return EXIT_OK
 
 
@@ -432,9 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="language model package")
     p.add_argument("file", help="UTF-8 text file")
 
-    p = command("models", "list, show, verify or install model packages", _cmd_models)
-    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "verify", "install"])
-    p.add_argument("target", nargs="?", help="package name, or a package folder for install")
+    p = command("models", "list, show, verify, install or average model packages", _cmd_models)
+    p.add_argument("action", nargs="?", default="list", choices=["list", "show", "verify", "install", "average"])
+    p.add_argument("target", nargs="*", help="package name, or a package folder for install; average: two or more")
+    p.add_argument("--output", help="average: the folder to write the averaged package to")
+    p.add_argument("--weights", help="average: comma-separated weight per package (default: equal)")
 
     p = command("bench", "run a speed benchmark against the naive Keras path", _cmd_bench)
     p.add_argument("what", choices=["sentiment", "translate", "generate"], help="which service")

@@ -27,7 +27,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from . import assets
 from .config import ConfigError, from_dict, to_yaml
@@ -343,7 +343,8 @@ def write_package(
 
     path = Path(path)
     with _staged(path) as staging:
-        (staging / CONFIG_FILE).write_text(to_yaml(config), encoding="utf-8")
+        if config is not None:  # else ``files`` brings config.yaml
+            (staging / CONFIG_FILE).write_text(to_yaml(config), encoding="utf-8")
         for name, model in models.items():
             model.save(staging / f"{name}.keras")
             if weights_dtype == "float16":
@@ -375,6 +376,59 @@ def write_package(
         )
         (staging / CARD_FILE).write_text(card.to_json(), encoding="utf-8")
     return load_package(path)
+
+
+def average_packages(sources: Sequence[str | os.PathLike], output: str | os.PathLike,
+                     weights: Sequence[float] | None = None) -> Package:
+    """Write to ``output`` a package whose models' weights are the average of
+    those of ``sources`` (weighted by ``weights``, else uniform): a weight
+    average, or model soup (Wortsman et al. 2022), of packages of one
+    architecture and the same tokenizers, such as a package and a fine-tune
+    of it. The first package's config and files are kept, its card gains
+    ``extra.weight_average.packages`` (each package, version and weight) and
+    the data of the others; its metrics are the first's until it is scored.
+    """
+    import numpy as np
+
+    loaded = [load_package(find_package(source)) for source in sources]
+    if len(loaded) < 2:
+        raise PackageError("averaging needs two packages or more")
+    weights = [1.0] * len(loaded) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(loaded) or min(weights) < 0 or sum(weights) <= 0:
+        raise PackageError(f"give one weight of 0 or more per package ({len(loaded)}), not {list(weights)}")
+    weights = [w / sum(weights) for w in weights]
+    first = loaded[0]
+    keras_files = sorted(rel for rel in first.card.files if rel.endswith(".keras"))
+    for other in loaded[1:]:
+        where = f"{other.card.name} {other.card.version} ({other.path})"
+        if other.card.task != first.card.task or other.card.license != first.card.license:
+            raise PackageError(f"{where}: another task or license than {first.card.name}'s")
+        if sorted(rel for rel in other.card.files if rel.endswith(".keras")) != keras_files:
+            raise PackageError(f"{where}: other model files than {first.card.name}'s")
+        for rel, entry in first.card.files.items():  # the tokenizers the weights were trained with
+            if rel.endswith(".model") and other.card.files.get(rel, FileEntry(0, "")).sha256 != entry.sha256:
+                raise PackageError(f"{where}: its {rel} differs from {first.card.name}'s; averaged weights "
+                                   "need the same tokenizers")
+    models = {}
+    for rel in keras_files:
+        name = rel[: -len(".keras")]
+        members = [package.load_model(name) for package in loaded]
+        stacks = [m.get_weights() for m in members]
+        if any([w.shape for w in s] != [w.shape for w in stacks[0]] for s in stacks[1:]):
+            raise PackageError(f"{rel}: the packages' models differ in shape")
+        members[0].set_weights([sum(k * np.asarray(w, np.float64) for k, w in zip(weights, ws)).astype(ws[0].dtype)
+                                for ws in zip(*stacks)])
+        models[name] = members[0]
+    data = list(first.card.data)
+    data += [d for other in loaded[1:] for d in other.card.data if d not in data]
+    card = dataclasses.replace(first.card, created="", data=tuple(data), extra={
+        **first.card.extra,
+        "weight_average": {"packages": [{"name": p.card.name, "version": p.card.version, "weight": round(w, 4)}
+                                        for p, w in zip(loaded, weights)]}})
+    files = {rel: first.path / rel for rel in first.card.files if not rel.endswith(".keras")}
+    return write_package(output, card, None, models=models, files=files,
+                         weights_dtype=first.card.extra.get("weights_dtype", "float32"),
+                         mantissa_bits=first.card.extra.get("weights_mantissa_bits", FLOAT16_MANTISSA_BITS))
 
 
 def update_card(path: str | os.PathLike, **changes: Any) -> ModelCard:

@@ -129,6 +129,48 @@ def test_fewer_mantissa_bits_give_a_smaller_file_that_loads_what_was_scored(pack
     assert any(not np.array_equal(a, b) for a, b in zip(stored, packages.as_stored(model.get_weights(), "float16")))
 
 
+def test_average_of_packages_averages_weights_and_keeps_the_rest(package, tmp_path, tiny_tokenizer):
+    import dataclasses
+
+    from nlpcore import cli
+
+    config = package.config(TinyConfig)
+    other_model = tiny_model(config)
+    other_model.set_weights([w + 1.0 for w in other_model.get_weights()])  # a "fine-tune" of the same shapes
+    other_card = dataclasses.replace(CARD, version="1.1.0", data=CARD.data + (DataSource("more", rows=5, license="CC0"),))
+    other = packages.write_package(tmp_path / "other", other_card, config, {"model": other_model},
+                                   {"tokenizer": tiny_tokenizer}, files={"notes.txt": b"hello"})
+
+    averaged = packages.average_packages([package.path, other.path], tmp_path / "avg", weights=[3, 1])
+    first, second = package.load_model().get_weights(), other.load_model().get_weights()
+    for got, a, b in zip(averaged.load_model().get_weights(), first, second):
+        np.testing.assert_allclose(got, 0.75 * a + 0.25 * b, rtol=1e-6, atol=1e-6)
+    assert averaged.card.extra["weight_average"]["packages"] == [
+        {"name": "tiny-test", "version": "1.0.0", "weight": 0.75}, {"name": "tiny-test", "version": "1.1.0", "weight": 0.25}]
+    assert [d.name for d in averaged.card.data] == ["fixture", "more"]  # each source once
+    assert averaged.file("notes.txt").read_bytes() == b"hello"
+    assert averaged.config(TinyConfig) == config and averaged.card.metrics == package.card.metrics
+    packages.verify_package(averaged.path)
+
+    # through the CLI, equal weights; packages of other tokenizers are refused
+    assert cli.main(["models", "average", str(package.path), str(other.path), "--output", str(tmp_path / "half")]) == 0
+    half = packages.load_package(tmp_path / "half").load_model().get_weights()
+    np.testing.assert_allclose(half[0], (first[0] + second[0]) / 2, rtol=1e-6, atol=1e-6)
+    from nlpcore.tokenizer import Tokenizer, TokenizerConfig
+
+    from tests.conftest import sample_corpus
+
+    retrained = Tokenizer.train(sample_corpus(), TokenizerConfig(vocab_size=380, character_coverage=1.0))
+    foreign = packages.write_package(tmp_path / "foreign", other_card, config, {"model": other_model},
+                                     {"tokenizer": retrained}, files={"notes.txt": b"hello"})
+    with pytest.raises(PackageError, match="tokenizer.model differs"):
+        packages.average_packages([package.path, foreign.path], tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    assert cli.main(["models", "average", str(package.path), "--output", str(tmp_path / "one")]) == 2
+    assert cli.main(["models", "average", str(package.path), str(other.path), "--output", str(tmp_path / "w"),
+                     "--weights", "1,x"]) == 2
+
+
 def test_update_card_keeps_files(package):
     card = packages.update_card(package.path, extra={"comparison": [{"model": "a", "accuracy": 0.9}]},
                                 description="better words")
