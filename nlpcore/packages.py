@@ -332,6 +332,7 @@ def write_package(
 
     The package is assembled in a temporary sibling folder and moved into
     place, so a crash never leaves a half-written package under ``path``.
+    ``config`` is written as ``config.yaml``; None when ``files`` brings one.
     ``created``, ``backend``, ``keras_version`` and ``files`` of the card are
     filled in here. ``weights_dtype="float16"`` stores the weights at half
     size (see :func:`store_weights_as_float16`), with ``mantissa_bits`` of
