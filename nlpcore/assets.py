@@ -70,6 +70,16 @@ def user_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+def user_cache_dir() -> Path:
+    """Per-user cache folder (not created here): ``$MALBEOT_HOME/cache`` when that is set."""
+    env = os.environ.get("MALBEOT_HOME")
+    if env:
+        return Path(env) / "cache"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
 def user_models_dir() -> Path:
     return user_data_dir() / "models"
 

@@ -295,8 +295,7 @@ def _eval_translation(args: argparse.Namespace) -> int:
                                    channel_weight=args.channel_weight)
         seen = None  # validation pairs the reranking model was trained on
         if pairs is not None and model.reranking_weight(options):
-            seen, total = channel_seen(config, load_package(find_package(model.channel.name))
-                                       .config(TranslationTrainConfig))
+            seen, total = channel_seen(config, model.channel.train_config, validation=pairs)
             if seen:
                 sys.stderr.write(f"nlpcore: warning: {model.channel.name}, which reranks the hypotheses, was "
                                  f"trained on {seen:,} of these {total:,} pairs: the reranked scores overstate "

@@ -18,11 +18,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from .inference import blas_threads, pad_batch
+from .numpy_rnn import log_softmax
 from .services import DEFAULT_LENGTH_PENALTY, Hypothesis, TranslateOptions, Translation
 from .tokenizer import BOS_ID, EOS_ID, UNK_ID, normalize
 
@@ -124,6 +125,7 @@ class TranslationModel:
         self.channel_candidates = channel_candidates
         # ... and only for sources of at most this many pieces (0: any): the pass grows with the length.
         self.channel_max_source = channel_max_source
+        self.train_config = None  # the package's training config, when the model comes from one
 
     @classmethod
     def from_package(cls, package: "Package", with_channel: bool = True) -> "TranslationModel":
@@ -132,9 +134,11 @@ class TranslationModel:
         from .train.translation import TranslationTrainConfig
 
         config = package.config(TranslationTrainConfig)
-        return cls(package.load_model(), config.model, package.tokenizer("source"), package.tokenizer("target"),
-                   name=package.card.name, source_lang=config.source, target_lang=config.target,
-                   length_penalty=config.length_penalty, **cls.channel_settings(config, load=with_channel))
+        model = cls(package.load_model(), config.model, package.tokenizer("source"), package.tokenizer("target"),
+                    name=package.card.name, source_lang=config.source, target_lang=config.target,
+                    length_penalty=config.length_penalty, **cls.channel_settings(config, load=with_channel))
+        model.train_config = config
+        return model
 
     @classmethod
     def channel_settings(cls, config: Any, load: bool = True) -> dict[str, Any]:
@@ -380,8 +384,6 @@ def keras_log_prob(keras_model: "keras.Model", sources: Sequence[Sequence[int]],
     model, one ``predict`` for the batch: the reference the fast path is tested
     against, and the naive path's reranking in the benchmark."""
     target_in = pad_batch([[BOS_ID, *t] for t in targets])
-    from .numpy_rnn import log_softmax
-
     log_probs = log_softmax(np.asarray(keras_model.predict({"source": pad_batch([list(s) for s in sources]),
                                                             "target_in": target_in}, verbose=0), np.float64))
     return np.array([sum(log_probs[row, t, piece] for t, piece in enumerate([*target, EOS_ID]))

@@ -32,17 +32,9 @@ def use_compilation_cache(min_compile_seconds: float = 1.0) -> Path | None:
         return None
     import jax
 
-    folder = os.environ.get("JAX_COMPILATION_CACHE_DIR")
-    if not folder:
-        home = os.environ.get("MALBEOT_HOME")
-        if home:
-            folder = os.path.join(home, "cache", "jax-cache")
-        else:
-            import platformdirs
+    from ..assets import user_cache_dir
 
-            from ..assets import APP_NAME
-
-            folder = os.path.join(platformdirs.user_cache_dir(APP_NAME, appauthor=False), "jax-cache")
+    folder = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(user_cache_dir() / "jax-cache")
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
     return Path(folder)

@@ -313,10 +313,12 @@ def load_pairs(config: TranslationTrainConfig, extras: bool = True):
     return train, validation, used
 
 
-def channel_seen(config: TranslationTrainConfig, channel: TranslationTrainConfig) -> tuple[int, int]:
+def channel_seen(config: TranslationTrainConfig, channel: TranslationTrainConfig,
+                 validation=None) -> tuple[int, int]:
     """(how many of ``config``'s validation pairs the reverse-direction model of
     config ``channel`` was trained on, how many there are). Its corpus's pairs
-    are checked, as :meth:`Transfer.seen` does."""
+    are checked, as :meth:`Transfer.seen` does; ``validation``: those pairs,
+    when the caller has read them already."""
     if (channel.source, channel.target) != (config.target, config.source):
         raise ValueError(f"the channel model translates {channel.source}→{channel.target}, "
                          f"not {config.target}→{config.source}")
@@ -324,7 +326,8 @@ def channel_seen(config: TranslationTrainConfig, channel: TranslationTrainConfig
     def key(text: str) -> str:  # one spelling whether or not a config normalises its text
         return pair_key(normalize_text(text))
 
-    _, validation, _ = load_pairs(config, extras=False)
+    if validation is None:
+        _, validation, _ = load_pairs(config, extras=False)
     trained, _, _ = load_pairs(channel, extras=False)
     known = {(key(p.target), key(p.source)) for p in trained}
     return sum((key(p.source), key(p.target)) in known for p in validation), len(validation)
