@@ -14,6 +14,7 @@ from nlpcore.tokenizer import (
     Tokenizer,
     TokenizerConfig,
     TokenizerError,
+    normalize,
 )
 
 ROUND_TRIP = [
@@ -53,6 +54,29 @@ def test_nfc_normalisation(tiny_tokenizer):
     decomposed = unicodedata.normalize("NFD", "café 한국어")
     assert decomposed != "café 한국어"
     assert tiny_tokenizer.encode(decomposed) == tiny_tokenizer.encode("café 한국어")
+
+
+INVISIBLE = ["\ufeff", "\u200b", "\u200e", "\u200f", "\u202a", "\u2066", "\u2060", "\u00ad", "\x00", "\x7f"]
+
+
+def test_invisible_characters_are_dropped_but_whitespace_and_emoji_joiners_kept():
+    assert normalize("\ufeffI love\u200e you.\u00ad") == "I love you."
+    assert normalize("나는\u200b 너를\x00 사랑해") == "나는 너를 사랑해"
+    assert normalize("a\tb\nc\r\nd\u00a0e") == "a\tb\nc\r\nd\u00a0e"
+    family = "👨\u200d👩\u200d👧"
+    scotland = "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+    assert normalize(family + scotland) == family + scotland
+    assert normalize("".join(INVISIBLE)) == ""
+    assert normalize("good\x96but") == "good\x96but"  # a Windows-1252 dash read as Latin-1 (C1) stays
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(ROUND_TRIP[:5]), st.sampled_from(INVISIBLE), st.integers(0, 60)),
+                min_size=1, max_size=4))
+def test_invisible_characters_do_not_change_the_encoding(tiny_tokenizer, insertions):
+    for text, mark, at in insertions:
+        at = min(at, len(text))
+        assert tiny_tokenizer.encode(text[:at] + mark + text[at:]) == tiny_tokenizer.encode(text)
 
 
 def test_load_from_path_and_bytes(tiny_tokenizer, tmp_path):

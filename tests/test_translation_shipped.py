@@ -37,6 +37,16 @@ def test_known_sentences(translator, src, tgt, text, expected):
     assert expected in translator.translate(text, src, tgt).text.lower()
 
 
+def test_invisible_characters_do_not_change_a_translation(translator):
+    """A byte-order mark (the first line of a file saved on Windows), zero-width
+    spaces and direction marks (text copied from the web) show nothing; the
+    translation is that of the visible text."""
+    plain = translator.translate("I love you. Where is the station?", "en", "fr")
+    marked = translator.translate("\ufeffI love\u200b you.\u200e Where is the\u00ad station?", "en", "fr")
+    assert [(h.text, h.score) for h in marked.hypotheses] == [(h.text, h.score) for h in plain.hypotheses]
+    assert translator.translate("\ufeff\u200b", "en", "fr").text == ""
+
+
 def test_english_to_korean_writes_hangul(translator):
     out = translator.translate("I love you.", "en", "ko").text
     assert len(HANGUL.findall(out)) >= 2 and not re.search(r"[A-Za-z]{3,}", out)
