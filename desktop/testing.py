@@ -26,7 +26,7 @@ from nlpcore.services import (
     Translation,
     WordContribution,
 )
-from nlpcore.text import count_scripts, squeeze_spaces, word_spans
+from nlpcore.text import count_scripts, is_blank, word_spans
 
 from .backends import Backends, ServiceUnavailable
 
@@ -52,7 +52,7 @@ class FakeSentiment:
             time.sleep(self.delay)
         out = []
         for text in texts:
-            if not squeeze_spaces(text):
+            if is_blank(text):
                 out.append(SentimentResult(text=text, error="empty text"))
                 continue
             counts = count_scripts(text)
@@ -115,7 +115,7 @@ class FakeGenerator:
                cancel: CancelFlag | None = None) -> Iterator[GeneratedPiece]:
         if model not in self.TEXTS:
             raise ServiceUnavailable(f"model {model!r} is not installed")
-        if not prompt.strip():
+        if is_blank(prompt):
             raise ValueError("the prompt is empty")
         rng = random.Random(options.seed if options.seed is not None else time.time_ns())
         words = self.TEXTS[model].split(" ")

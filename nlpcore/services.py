@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .text import count_scripts, squeeze_spaces, word_spans
+from .text import count_scripts, squeeze_spaces, strip_invisible, word_spans
 
 # ====================================================================== sentiment
 LABELS = ("negative", "positive")
@@ -367,7 +367,7 @@ class Sentiment:
             if not isinstance(text, str):
                 results[index] = SentimentResult(text=repr(text), error="not a text")
                 continue
-            clean = squeeze_spaces(text)
+            clean = squeeze_spaces(strip_invisible(text))
             if not clean:
                 results[index] = SentimentResult(text=text, error="empty text")
                 continue

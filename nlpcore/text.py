@@ -1,8 +1,11 @@
-"""Text helpers shared by the services: script detection and word spans."""
+"""Text helpers shared by the services: script detection, word spans, invisible characters."""
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
+import unicodedata
 from dataclasses import dataclass
 
 _WORD = re.compile(r"\S+")
@@ -54,6 +57,42 @@ def count_scripts(text: str) -> ScriptCounts:
 def word_spans(text: str) -> list[tuple[str, int, int]]:
     """(word, start, end) for each whitespace-separated word."""
     return [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
+
+
+# Kept although invisible: they join emoji into one picture (family, flags).
+EMOJI_JOINERS = {0x200D} | set(range(0xE0020, 0xE0080))
+
+
+@functools.cache
+def _invisible() -> re.Pattern[str]:
+    """Characters that show nothing and carry no text: Unicode format characters
+    (byte-order mark, zero-width space, direction marks, soft hyphen) except
+    :data:`EMOJI_JOINERS`, and the ASCII control characters other than
+    whitespace. The C1 controls (U+0080-U+009F) stay: in real text they are
+    Windows-1252 punctuation read as Latin-1 (IMDB's dashes and quotes), which
+    the models learnt as byte pieces between words. Read from the running
+    Python's Unicode database once (about 0.2 s)."""
+    codes = [c for c in range(sys.maxunicode + 1) if c not in EMOJI_JOINERS and (
+             unicodedata.category(chr(c)) == "Cf" or ((c < 0x20 or c == 0x7F) and not chr(c).isspace()))]
+    ranges, start = [], 0
+    for i in range(1, len(codes) + 1):
+        if i == len(codes) or codes[i] != codes[i - 1] + 1:
+            first, last = re.escape(chr(codes[start])), re.escape(chr(codes[i - 1]))
+            ranges.append(first if start == i - 1 else f"{first}-{last}")
+            start = i
+    return re.compile(f"[{''.join(ranges)}]")
+
+
+def strip_invisible(text: str) -> str:
+    """``text`` without its invisible characters (see :func:`_invisible`)."""
+    if text.isprintable():  # printable text has none (nor a newline)
+        return text
+    return _invisible().sub("", text)
+
+
+def is_blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: only whitespace and invisible characters."""
+    return not strip_invisible(text).strip()
 
 
 def squeeze_spaces(text: str) -> str:

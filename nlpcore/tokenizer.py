@@ -12,25 +12,24 @@ id    piece  meaning
 ====  =====  ==========================================
 
 Text is NFC-normalised before encoding, with invisible characters dropped
-(see :func:`normalize`), and SentencePiece itself runs with the ``identity``
-rule, so Korean compatibility jamo (``ㅋㅋ``), emoji and accented Latin
-letters survive a round trip unchanged; byte fallback encodes anything outside
-the vocabulary as UTF-8 bytes instead of ``<unk>``.
+(:func:`nlpcore.text.strip_invisible`), and SentencePiece itself runs with
+the ``identity`` rule, so Korean compatibility jamo (``ㅋㅋ``), emoji and
+accented Latin letters survive a round trip unchanged; byte fallback encodes
+anything outside the vocabulary as UTF-8 bytes instead of ``<unk>``.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import os
-import re
-import sys
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence, Union, overload
 
 import sentencepiece as spm
+
+from .text import strip_invisible
 
 PAD_ID = 0
 UNK_ID = 1
@@ -46,38 +45,12 @@ class TokenizerError(ValueError):
     """A tokenizer could not be trained or loaded."""
 
 
-# Kept although invisible: they join emoji into one picture (family, flags).
-EMOJI_JOINERS = {0x200D} | set(range(0xE0020, 0xE0080))
-
-
-@functools.cache
-def _invisible() -> re.Pattern[str]:
-    """Characters that show nothing and carry no text: Unicode format characters
-    (byte-order mark, zero-width space, direction marks, soft hyphen) except
-    :data:`EMOJI_JOINERS`, and the ASCII control characters other than
-    whitespace. The C1 controls (U+0080-U+009F) stay: in real text they are
-    Windows-1252 punctuation read as Latin-1 (IMDB's dashes and quotes), which
-    the models learnt as byte pieces between words. Read from the running
-    Python's Unicode database once (about 0.2 s)."""
-    codes = [c for c in range(sys.maxunicode + 1) if c not in EMOJI_JOINERS and (
-             unicodedata.category(chr(c)) == "Cf" or ((c < 0x20 or c == 0x7F) and not chr(c).isspace()))]
-    ranges, start = [], 0
-    for i in range(1, len(codes) + 1):
-        if i == len(codes) or codes[i] != codes[i - 1] + 1:
-            first, last = re.escape(chr(codes[start])), re.escape(chr(codes[i - 1]))
-            ranges.append(first if start == i - 1 else f"{first}-{last}")
-            start = i
-    return re.compile(f"[{''.join(ranges)}]")
-
-
 def normalize(text: str) -> str:
     """The normalisation every tokenizer applies before encoding: invisible
     characters dropped (a byte-order mark at the start of a file, zero-width
     spaces in text copied from the web; a model would read them as rare byte
     pieces and translate or score a different sentence), then Unicode NFC."""
-    if not text.isprintable():  # printable text has none (and no newline)
-        text = _invisible().sub("", text)
-    return unicodedata.normalize("NFC", text)
+    return unicodedata.normalize("NFC", strip_invisible(text))
 
 
 @dataclass(frozen=True)

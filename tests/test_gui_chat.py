@@ -54,6 +54,22 @@ def test_enter_sends_and_shift_enter_adds_a_line(window, qtbot):
     assert reply.role == "assistant"
 
 
+def test_a_message_of_only_invisible_characters_is_not_sent(qtbot):
+    service = FakeSentiment()
+    win = open_window(qtbot, dataclasses.replace(fake_backends(), sentiment=lambda: service))
+    tab = win.sentiment_tab
+    tab.input.insertPlainText(" \u200b\ufeff\n\u200e ")  # a zero-width space, a byte-order mark, a direction mark
+    tab.input.setFocus()
+    qtbot.keyClick(tab.input, Qt.Key.Key_Return)
+    qtbot.wait(50)
+    assert tab.chat.bubbles() == [] and tab.conversation is None and service.calls == []
+    with qtbot.waitSignal(tab.replyFinished, timeout=5000):
+        tab.send("\u200bgreat fun")
+    assert [b.role for b in tab.chat.bubbles()] == ["user", "assistant"] and len(service.calls) == 1
+    win.close()
+    win.store.close()
+
+
 def test_sentiment_reply_shows_label_bar_language_and_word_colours(window, qtbot):
     tab = window.sentiment_tab
     with qtbot.waitSignal(tab.replyFinished, timeout=5000) as blocker:

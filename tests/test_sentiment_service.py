@@ -52,8 +52,9 @@ def test_contributions_align_with_words(service):
 
 
 def test_language_routing_and_errors(service):
-    results = service.predict(["", "   ", "좋아요 good", "great movie 최고", "😀👍"])
+    results = service.predict(["", "   ", "좋아요 good", "great movie 최고", "😀👍", "\ufeff \u200b"])
     assert [r.error for r in results[:2]] == ["empty text", "empty text"]
+    assert results[5].error == "empty text"  # only invisible characters
     assert results[2].model == "sentiment-ko" and results[2].language == "mixed"
     assert results[3].model == "sentiment-en" and results[3].language == "mixed"
     assert results[4].error is None and results[4].language == "unknown"

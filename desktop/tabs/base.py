@@ -32,6 +32,8 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
+from nlpcore.text import is_blank
+
 from .. import export
 from ..host import FAILED, LOADING, READY, ModelHost
 from ..i18n import i18n, tr
@@ -371,7 +373,7 @@ class ChatTab(QWidget):
         """Send ``text`` (default: the input box) as a new message; supersedes this tab's previous request."""
         from_input = text is None
         text = (self.input.toPlainText() if from_input else text).strip()
-        if not text:
+        if is_blank(text):  # nothing to see: spaces, or only invisible characters
             return None
         if not self.is_ready():
             self.notice.show()
