@@ -63,17 +63,23 @@ def word_spans(text: str) -> list[tuple[str, int, int]]:
 EMOJI_JOINERS = {0x200D} | set(range(0xE0020, 0xE0080))
 
 
-@functools.cache
-def _invisible() -> re.Pattern[str]:
-    """Characters that show nothing and carry no text: Unicode format characters
-    (byte-order mark, zero-width space, direction marks, soft hyphen) except
-    :data:`EMOJI_JOINERS`, and the ASCII control characters other than
+def invisible(code: int) -> bool:
+    """Whether a character shows nothing and carries no text: a Unicode format
+    character (byte-order mark, zero-width space, direction marks, soft hyphen)
+    other than :data:`EMOJI_JOINERS`, or an ASCII control character other than
     whitespace. The C1 controls (U+0080-U+009F) stay: in real text they are
     Windows-1252 punctuation read as Latin-1 (IMDB's dashes and quotes), which
-    the models learnt as byte pieces between words. Read from the running
-    Python's Unicode database once (about 0.2 s)."""
-    codes = [c for c in range(sys.maxunicode + 1) if c not in EMOJI_JOINERS and (
-             unicodedata.category(chr(c)) == "Cf" or ((c < 0x20 or c == 0x7F) and not chr(c).isspace()))]
+    the models learnt as byte pieces between words."""
+    if code < 0x20 or code == 0x7F:
+        return not chr(code).isspace()
+    return code not in EMOJI_JOINERS and unicodedata.category(chr(code)) == "Cf"
+
+
+@functools.cache
+def _invisible_pattern() -> re.Pattern[str]:
+    """A character class of every :func:`invisible` character, read from the
+    running Python's Unicode database on first use (about 0.2 s)."""
+    codes = [c for c in range(sys.maxunicode + 1) if invisible(c)]
     ranges, start = [], 0
     for i in range(1, len(codes) + 1):
         if i == len(codes) or codes[i] != codes[i - 1] + 1:
@@ -84,15 +90,16 @@ def _invisible() -> re.Pattern[str]:
 
 
 def strip_invisible(text: str) -> str:
-    """``text`` without its invisible characters (see :func:`_invisible`)."""
+    """``text`` without its :func:`invisible` characters."""
     if text.isprintable():  # printable text has none (nor a newline)
         return text
-    return _invisible().sub("", text)
+    return _invisible_pattern().sub("", text)
 
 
 def is_blank(text: str) -> bool:
-    """Whether ``text`` shows nothing: only whitespace and invisible characters."""
-    return not strip_invisible(text).strip()
+    """Whether ``text`` shows nothing: only whitespace and :func:`invisible`
+    characters (cheap, for the GUI thread: it stops at the first visible one)."""
+    return all(ch.isspace() or invisible(ord(ch)) for ch in text)
 
 
 def squeeze_spaces(text: str) -> str:

@@ -70,6 +70,17 @@ def test_invisible_characters_are_dropped_but_whitespace_and_emoji_joiners_kept(
     assert normalize("good\x96but") == "good\x96but"  # a Windows-1252 dash read as Latin-1 (C1) stays
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.characters())
+def test_the_invisible_characters_are_what_strip_invisible_removes(ch):
+    from nlpcore.text import invisible, is_blank, strip_invisible
+
+    assert (strip_invisible(ch) == "") == invisible(ord(ch))
+    assert is_blank(ch) == (ch.isspace() or invisible(ord(ch)))
+    for mark in INVISIBLE:
+        assert invisible(ord(mark)) and strip_invisible(f"a{mark}b") == "ab"
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(ROUND_TRIP[:5]), st.sampled_from(INVISIBLE), st.integers(0, 60)),
                 min_size=1, max_size=4))
