@@ -1,6 +1,7 @@
 """The translation service: :class:`Translator` over the installed ``translate-<src>-<tgt>`` packages.
 
-One translation: normalise → split into paragraphs (kept) and sentences →
+One translation: normalise → split into paragraphs (kept), sentences and
+the parts kept as they are (list markers, addresses, emoji) →
 SentencePiece-encode → the encoder runs once per batch of sentences → beam
 search over the NumPy decoder step (all beams of all sentences in a batch are
 one array) → unknown pieces replaced by their most-attended source piece →
@@ -12,6 +13,7 @@ Importing this module is cheap: Keras loads with the first model.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -25,6 +27,7 @@ import numpy as np
 from .inference import blas_threads, pad_batch
 from .numpy_rnn import log_softmax
 from .services import DEFAULT_LENGTH_PENALTY, Hypothesis, TranslateOptions, Translation
+from .text import count_scripts
 from .tokenizer import BOS_ID, EOS_ID, UNK_ID, normalize
 
 if TYPE_CHECKING:
@@ -35,8 +38,19 @@ if TYPE_CHECKING:
     from .tokenizer import Tokenizer
 
 PACKAGE_PREFIX = "translate-"
-_SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"'”’»)\]]*\s+")
+# A sentence ends at . ! ? … (and the closing quotes or brackets after them) and a space.
+_SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’»)\]]*\s+")
 _PARAGRAPH_BREAK = re.compile(r"(\s*\n\s*)")
+# A list item's marker at the start of a line: "1.", "2)", "(a)", "C)", "-", "*", "•".
+_LIST_MARKER = re.compile(r"^(?:\d{1,3}[.)]|\(?[A-Za-z0-9]\)|[-*•·‣▪◦])\s+")
+# Kept as they are, not translated: web addresses, e-mail addresses, emoji (with their
+# modifiers and joiners). A web address ends before the punctuation that ends its sentence.
+_PICTOGRAPHS = "\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF"
+_VERBATIM = re.compile(
+    r"(?:https?://|www\.)\S+?(?=[.,;:!?)\]\"'”’»]*(?:\s|$))"
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    rf"|(?:[{_PICTOGRAPHS}][\uFE0F\u200D\U000E0020-\U000E007F]*)+")
+_ENGLISH_I = re.compile(r"(?<![\w'’])i(?=$|[\s'’,.!?;:])")
 
 
 # ====================================================================== text layout
@@ -54,9 +68,125 @@ def split_paragraphs(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def split_sentences(paragraph: str) -> list[str]:
-    """Sentences of one paragraph, split after ``. ! ? …`` (and closing quotes) followed by a space."""
-    return [s for s in (part.strip() for part in _SENTENCE_END.split(paragraph)) if s]
+@functools.cache
+def _segmenter(language: str):
+    """pySBD's rule-based sentence splitter for ``language`` (it knows each language's
+    abbreviations: "Dr. Smith", "M. Dupont", "p.m."), or None where it has no rules (Korean)."""
+    import pysbd
+    from pysbd.languages import LANGUAGE_CODES
+
+    return pysbd.Segmenter(language=language, clean=False) if language in LANGUAGE_CODES else None
+
+
+def split_sentences(paragraph: str, language: str = "") -> list[str]:
+    """Sentences of one paragraph. With pySBD's rules for ``language`` where it has
+    them, otherwise after ``. ! ? …`` (and closing quotes) followed by a space; a
+    sentence never ends inside a word (pySBD would cut a web address at its ``?``)."""
+    segmenter = _segmenter(language) if language else None
+    if segmenter is None:
+        cuts = [m.end() for m in _SENTENCE_END.finditer(paragraph)]
+        pieces = [paragraph[a:b] for a, b in zip([0, *cuts], [*cuts, len(paragraph)])]
+    else:
+        pieces = segmenter.segment(paragraph)
+    sentences, pending = [], ""
+    for piece in pieces:
+        pending += piece
+        if pending[-1:].isspace() or piece is pieces[-1]:
+            sentences.append(pending.strip())
+            pending = ""
+    return [s for s in sentences if s]
+
+
+_CLOSING = "\"'”’»)]"
+_FINAL = (".", "!", "?", "…", "。", "！", "？", ":", ";")
+
+
+@dataclass(frozen=True)
+class Part:
+    """A stretch of a paragraph, translated or kept as it is (``source`` None).
+
+    source: what the model reads (see :func:`_model_text`).
+    upper: the original was in capitals, so is the translation.
+    opened: it does not start a sentence (it follows a kept part), so its
+        translation does not gain a capital letter.
+    closed: the original, in Latin letters, had no final punctuation, so the
+        model read it with a full stop (the sentences it learnt from have one;
+        without, it may not know where to stop) and the translation loses it.
+    space: a space came before it.
+    """
+
+    text: str
+    source: str | None = None
+    upper: bool = False
+    opened: bool = False
+    closed: bool = False
+    space: bool = True
+
+
+def _model_text(text: str, language: str, sentence_start: bool) -> tuple[str, bool, bool]:
+    """(what the model reads, whether the text was in capitals, whether a full
+    stop was added). The models learnt from sentences written the usual way, so
+    text in capitals is read in lower case with a capital first letter, a
+    sentence's lower-case first letter is capitalised, English "i" is written
+    "I", and a sentence without final punctuation gets a full stop. Korean is
+    left as it is: its transcribed speech has no full stops, and its phrases
+    ("물 한 컵") would be read as sentences ("I have a cup of water.")."""
+    latin = count_scripts(text).majority == "en"
+    cased = [ch for ch in text if ch.lower() != ch.upper()]
+    upper = latin and len(cased) >= 4 and all(ch.isupper() for ch in cased)
+    if upper:
+        text = text.lower()
+    if language == "en":
+        text = _ENGLISH_I.sub("I", text)
+    if sentence_start or upper:
+        first = next((i for i, ch in enumerate(text) if ch.isalpha()), None)
+        if first is not None and text[first].islower() and count_scripts(text[first]).latin:
+            text = text[:first] + text[first].upper() + text[first + 1 :]
+    closed = latin and not text.rstrip(_CLOSING).endswith(_FINAL)
+    return (text + "." if closed else text), upper, closed
+
+
+def paragraph_parts(paragraph: str, language: str = "", sentence_input: bool = True) -> list[Part]:
+    """A paragraph cut into the parts a translation keeps (a list item's marker,
+    web and e-mail addresses, emoji, stretches without letters) and the sentences
+    (or the stretches of one between kept parts) it translates, read as
+    :func:`_model_text` says when ``sentence_input``, otherwise as they are."""
+    parts: list[Part] = []
+    marker = _LIST_MARKER.match(paragraph)
+    if marker:
+        parts.append(Part(marker.group().strip()))
+        paragraph = paragraph[marker.end() :]
+    for sentence in split_sentences(paragraph, language):
+        position, start, space = 0, True, True
+        stretches = []
+        for match in _VERBATIM.finditer(sentence):
+            stretches += [(sentence[position : match.start()], True), (match.group(), False)]
+            position = match.end()
+        stretches.append((sentence[position:], True))
+        for stretch, translated in stretches:
+            text = stretch.strip()
+            if not text:
+                space = space or bool(stretch)
+                continue
+            space = space or stretch[:1].isspace()
+            if translated and any(ch.isalpha() for ch in text):
+                source, upper, closed = _model_text(text, language, start) if sentence_input else (text, False, False)
+                parts.append(Part(text, source, upper, not start, closed, space))
+            else:
+                parts.append(Part(text, space=space))
+            start, space = False, stretch[-1:].isspace()
+    return parts
+
+
+def _fit(translation: str, part: Part) -> str:
+    """A translation put in its part's place (see :class:`Part`)."""
+    if part.closed and translation.endswith((".", "。")) and not translation.endswith(".."):
+        translation = translation[:-1]
+    if part.upper:
+        return translation.upper()
+    if part.opened and part.text[:1].islower() and translation[:1].isupper() and translation[1:2].islower():
+        translation = translation[0].lower() + translation[1:]
+    return translation
 
 
 def _chunks(ids: list[int], limit: int, pieces: list[str]) -> list[list[int]]:
@@ -99,7 +229,8 @@ class TranslationModel:
                  target_tokenizer: "Tokenizer", name: str = "", source_lang: str = "", target_lang: str = "",
                  threads: int | None = 1, length_penalty: float = DEFAULT_LENGTH_PENALTY,
                  bulk_threads: int | None = None, channel: "TranslationModel | str | None" = None,
-                 channel_weight: float = 0.0, channel_candidates: int = 0, channel_max_source: int = 0):
+                 channel_weight: float = 0.0, channel_candidates: int = 0, channel_max_source: int = 0,
+                 sentence_input: bool = True):
         from .inference import NumpySeq2Seq
 
         self.name = name
@@ -125,6 +256,8 @@ class TranslationModel:
         self.channel_candidates = channel_candidates
         # ... and only for sources of at most this many pieces (0: any): the pass grows with the length.
         self.channel_max_source = channel_max_source
+        # Whether input is read as the sentences the model learnt from (see paragraph_parts).
+        self.sentence_input = sentence_input
         self.train_config = None  # the package's training config, when the model comes from one
 
     @classmethod
@@ -136,7 +269,8 @@ class TranslationModel:
         config = package.config(TranslationTrainConfig)
         model = cls(package.load_model(), config.model, package.tokenizer("source"), package.tokenizer("target"),
                     name=package.card.name, source_lang=config.source, target_lang=config.target,
-                    length_penalty=config.length_penalty, **cls.channel_settings(config, load=with_channel))
+                    length_penalty=config.length_penalty, sentence_input=config.sentence_input,
+                    **cls.channel_settings(config, load=with_channel))
         model.train_config = config
         return model
 
@@ -412,7 +546,9 @@ class Translator:
     """Translation between the language pairs of the installed packages.
 
     ``translate(text, src, tgt, options)`` keeps the input's paragraphs (line
-    breaks) and translates each sentence on its own; the result's n-best list
+    breaks), list markers, web and e-mail addresses and emoji, and translates
+    each sentence (or each stretch of one between those) on its own, read as
+    the models learnt sentences (:func:`paragraph_parts`); the result's n-best list
     joins the k-th hypothesis of every sentence, its score is their mean, and
     its attention is block-diagonal over all source and target pieces
     ([T_tgt, T_src], rows sum to 1; ``Translation.source_pieces`` are the
@@ -474,16 +610,16 @@ class Translator:
         length-sorted batches (identical sentences are decoded once)."""
         started = time.perf_counter()
         model = self.model(src, tgt)
-        layouts = []  # per text: [(sentences, separator)]
+        layouts = []  # per text: [(parts, separator)]
         unique: dict[str, int] = {}
         for text in texts:
-            paragraphs = split_paragraphs(text if isinstance(text, str) else "")
             layout = []
-            for paragraph, separator in paragraphs:
-                sentences = split_sentences(paragraph)
-                for s in sentences:
-                    unique.setdefault(s, len(unique))
-                layout.append((sentences, separator))
+            for paragraph, separator in split_paragraphs(text if isinstance(text, str) else ""):
+                parts = paragraph_parts(paragraph, src, model.sentence_input)
+                for part in parts:
+                    if part.source is not None:
+                        unique.setdefault(part.source, len(unique))
+                layout.append((parts, separator))
             layouts.append(layout)
         stages = {"encode": 0.0, "search": 0.0}
         results = model.translate_sentences(list(unique), options, batch_size, stages) if unique else []
@@ -493,37 +629,44 @@ class Translator:
         share["total"] = total / max(len(unique), 1)
         out = []
         for text, layout in zip(texts, layouts):
-            sentences = [s for sentences, _ in layout for s in sentences]
-            if not sentences:
-                out.append(Translation(source=text, src_lang=src, tgt_lang=tgt, model=model.name,
-                                       hypotheses=(Hypothesis(text="", score=0.0, attention=np.zeros((0, 0), np.float32)),),
-                                       timings={"encode": 0.0, "search": 0.0, "total": 0.0}))
-                continue
+            sentences = {part.source for parts, _ in layout for part in parts if part.source is not None}
             chunks = {s: results[unique[s]] for s in sentences}
             out.append(self._assemble(text, src, tgt, model.name, layout, chunks, options,
-                                      {stage: round(seconds * len(set(sentences)), 6) for stage, seconds in share.items()}))
+                                      {stage: round(seconds * len(sentences), 6) for stage, seconds in share.items()}))
         return out
 
     def _assemble(self, text, src, tgt, name, layout, chunks, options, timings) -> Translation:
+        """The k-th hypothesis of the text: the k-th of each sentence put in its
+        part's place, the kept parts as they were, the paragraphs' breaks kept."""
         hypotheses = []
-        n = max(len(r.hypotheses) for results in chunks.values() for r in results)
-        source_pieces = [p for sentences, _ in layout for s in sentences for r in chunks[s] for p in r.source_pieces]
+        n = max((len(r.hypotheses) for results in chunks.values() for r in results), default=1)
+        translated = [part.source for parts, _ in layout for part in parts if part.source is not None]
+        source_pieces = [p for s in translated for r in chunks[s] for p in r.source_pieces]
         for k in range(n):
             paragraphs, pieces, blocks, scores = [], [], [], []
-            for sentences, separator in layout:
-                parts = []
-                for s in sentences:
-                    for r in chunks[s]:
-                        h = r.hypotheses[min(k, len(r.hypotheses) - 1)] if r.hypotheses else Hypothesis("", 0.0)
-                        parts.append(h.text)
-                        pieces.extend(h.pieces)
-                        blocks.append(h.attention if h.attention is not None
-                                      else (np.zeros((0, len(r.source_pieces)), np.float32) if not r.hypotheses else None))
-                        scores.append(h.score)
-                paragraphs.append((" ".join(p for p in parts if p), separator))
+            for parts, separator in layout:
+                line = ""
+                for part in parts:
+                    if part.source is None:
+                        words = part.text
+                    else:
+                        texts = []
+                        for r in chunks[part.source]:
+                            h = r.hypotheses[min(k, len(r.hypotheses) - 1)] if r.hypotheses else Hypothesis("", 0.0)
+                            texts.append(h.text)
+                            pieces.extend(h.pieces)
+                            blocks.append(h.attention if h.attention is not None
+                                          else (np.zeros((0, len(r.source_pieces)), np.float32) if not r.hypotheses
+                                                else None))
+                            scores.append(h.score)
+                        words = _fit(" ".join(t for t in texts if t), part)
+                    if words:
+                        line += (" " if line and part.space else "") + words
+                paragraphs.append((line, separator))
             hypotheses.append(Hypothesis(text=_join(paragraphs),
                                          score=float(np.mean(scores)) if scores else 0.0,
-                                         pieces=tuple(pieces), attention=_block_diagonal(blocks)))
+                                         pieces=tuple(pieces),
+                                         attention=_block_diagonal(blocks) if blocks else np.zeros((0, 0), np.float32)))
         return Translation(source=text, src_lang=src, tgt_lang=tgt, hypotheses=tuple(hypotheses),
                            source_pieces=tuple(source_pieces), model=name,
                            timings=timings)

@@ -49,6 +49,7 @@ def trained(tmp_path_factory):
                             decoder_layers=1, attention_units=32, attention_activation="relu", dropout=0.0),
         batch_size=16, max_tokens=0, epochs=12, learning_rate=1e-2, patience=12, beam_size=3,
         compare_attention=True, run_dir=str(root / "run"), output=str(root / "translate-en-fr"),
+        sentence_input=False,  # lower-case number words without full stops
     )
     package = train(config, verbose=0)
     return package, config
@@ -619,10 +620,71 @@ def test_paragraphs_and_sentences_keep_their_layout(translator):
     np.testing.assert_allclose(best.attention.sum(1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("language, paragraph, sentences", [
+    ("en", "Dr. Smith lives in the U.S. He is a doctor.", ["Dr. Smith lives in the U.S.", "He is a doctor."]),
+    ("en", 'He said "I love you." Then he left.', ['He said "I love you."', "Then he left."]),
+    ("en", "Visit https://example.com/a.b?x=1 for details. Thanks!",
+     ["Visit https://example.com/a.b?x=1 for details.", "Thanks!"]),
+    ("fr", "M. Jackson est notre professeur. Il est là.", ["M. Jackson est notre professeur.", "Il est là."]),
+    ("ko", '안녕하세요. 저는 "학생"입니다. 네!', ["안녕하세요.", '저는 "학생"입니다.', "네!"]),
+    ("ko", "Wait... what?! Really", ["Wait...", "what?!", "Really"]),
+])
+def test_sentences_end_where_the_language_ends_them(language, paragraph, sentences):
+    from nlpcore.translation import split_sentences
+
+    assert split_sentences(paragraph, language) == sentences
+
+
+def test_paragraph_parts_keep_markers_addresses_and_emoji_and_read_text_as_sentences():
+    from nlpcore.translation import Part, paragraph_parts
+
+    def read(paragraph, language="en", sentence_input=True):
+        return [(p.text, p.source) for p in paragraph_parts(paragraph, language, sentence_input)]
+
+    assert read("1. buy milk") == [("1.", None), ("buy milk", "Buy milk.")]
+    assert read("(C) The job is done.") == [("(C)", None), ("The job is done.", "The job is done.")]
+    assert read("😀 i am happy 👨\u200d👩\u200d👧!") == [("😀", None), ("i am happy", "I am happy."),
+                                                        ("👨\u200d👩\u200d👧", None), ("!", None)]
+    assert read("Write to tom@example.com or see www.example.com/x.") == [
+        ("Write to", "Write to."), ("tom@example.com", None), ("or see", "or see."), ("www.example.com/x", None),
+        (".", None)]
+    assert read("I LOVE YOU SO MUCH!") == [("I LOVE YOU SO MUCH!", "I love you so much!")]
+    assert read("i think i'm late") == [("i think i'm late", "I think I'm late.")]
+    assert read("je t'aime", "fr") == [("je t'aime", "Je t'aime.")]
+    assert read("사랑해 ㅋㅋ", "ko") == [("사랑해 ㅋㅋ", "사랑해 ㅋㅋ")]  # Korean: as it is
+    assert read("NASA is great.") == [("NASA is great.", "NASA is great.")]
+    assert read("i love you", sentence_input=False) == [("i love you", "i love you")]
+    upper, = paragraph_parts("I LOVE YOU", "en")
+    assert upper.upper and upper.closed and not upper.opened
+    after_emoji = paragraph_parts("😀 for details", "en")[1]
+    assert after_emoji.opened and not after_emoji.upper
+    assert isinstance(after_emoji, Part)
+
+
+def test_translations_take_their_parts_place():
+    from nlpcore.translation import _fit, paragraph_parts
+
+    upper, = paragraph_parts("I LOVE YOU", "en")
+    assert _fit("Je t'aime.", upper) == "JE T'AIME"
+    closed, = paragraph_parts("i love you", "en")
+    assert _fit("Je t'aime.", closed) == "Je t'aime"
+    assert _fit("Je t'aime...", closed) == "Je t'aime..."
+    stretch = paragraph_parts("😀 for details.", "en")[1]
+    assert _fit("Pour plus de détails.", stretch) == "pour plus de détails."
+    whole, = paragraph_parts("I love you.", "en")
+    assert _fit("Je t'aime.", whole) == "Je t'aime."
+
+
 @pytest.mark.parametrize("text", ["", "   ", "\n\n", " \t\n "])
 def test_empty_input_gives_empty_translation(translator, text):
     result = translator.translate(text, "en", "fr")
     assert result.text == "" and result.source == text
+
+
+def test_kept_parts_come_back_as_they_were(translator):
+    result = translator.translate("1. three one 😀 four\n- nine https://example.com/9", "en", "fr")
+    assert result.text == "1. trois un 😀 quatre\n- neuf https://example.com/9"
+    assert translator.translate("😀 👍", "en", "fr").text == "😀 👍"
 
 
 def test_batch_matches_single_translations(translator):

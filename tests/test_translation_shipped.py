@@ -47,6 +47,23 @@ def test_invisible_characters_do_not_change_a_translation(translator):
     assert translator.translate("\ufeff\u200b", "en", "fr").text == ""
 
 
+def test_chat_style_input_reads_as_the_sentence_it_means(translator):
+    """Lower case, no full stop, capitals: the shipped models learnt from
+    sentences written the usual way, and read these as such sentences."""
+    written = translator.translate("I love you.", "en", "fr").text
+    assert written.endswith(".") and "aime" in written
+    assert translator.translate("i love you", "en", "fr").text == written[:-1]
+    assert translator.translate("I LOVE YOU.", "en", "fr").text == written.upper()
+    assert translator.translate("je t'aime", "fr", "en").text == translator.translate("Je t'aime.", "fr", "en").text[:-1]
+
+
+def test_list_markers_addresses_and_emoji_are_kept(translator):
+    out = translator.translate("1. I love you. 😀\n2. Thank you: https://example.com/thanks?x=1", "en", "fr").text
+    first, second = out.split("\n")
+    assert first.startswith("1. ") and "aime" in first and first.endswith("😀")
+    assert second.startswith("2. ") and second.endswith(" https://example.com/thanks?x=1")
+
+
 def test_english_to_korean_writes_hangul(translator):
     out = translator.translate("I love you.", "en", "ko").text
     assert len(HANGUL.findall(out)) >= 2 and not re.search(r"[A-Za-z]{3,}", out)

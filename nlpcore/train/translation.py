@@ -130,6 +130,11 @@ class TranslationTrainConfig:
         of the beam's best hypotheses are reranked and can be returned (0: all;
         each costs a pass of the channel model). channel_max_source: only
         sources of at most this many pieces are reranked (0: any length).
+    sentence_input: the training sentences are written as sentences (a
+        capital first letter, final punctuation), so the service reads input
+        that is not (text in capitals, a lower-case first letter, no final
+        punctuation) as such a sentence (:func:`nlpcore.translation.paragraph_parts`);
+        false: input is read as it is.
     weights_dtype: how the package stores weights (``float16`` halves it); the
         validation scores are measured with the weights rounded to it.
     mantissa_bits: float16 weights keep this many of their 10 mantissa bits
@@ -191,6 +196,7 @@ class TranslationTrainConfig:
     channel_weight: float = 0.0
     channel_candidates: int = 0
     channel_max_source: int = 0
+    sentence_input: bool = True
     weights_dtype: str = "float16"
     mantissa_bits: int = FLOAT16_MANTISSA_BITS
     average_checkpoints: int = 0
