@@ -50,7 +50,8 @@ _VERBATIM = re.compile(
     r"(?:https?://|www\.)\S+?(?=[.,;:!?)\]\"'”’»]*(?:\s|$))"
     r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
     rf"|(?:[{_PICTOGRAPHS}][\uFE0F\u200D\U000E0020-\U000E007F]*)+")
-_ENGLISH_I = re.compile(r"(?<![\w'’])i(?=$|[\s'’,.!?;:])")
+# English "i" on its own ("i think", "i'm"), not in "i.e." or "i-th".
+_ENGLISH_I = re.compile(r"(?<![\w'’.-])i(?=$|\s|['’][a-z]|[,.!?;:](?:\s|$))")
 
 
 # ====================================================================== text layout
@@ -91,9 +92,9 @@ def split_sentences(paragraph: str, language: str = "") -> list[str]:
     else:
         pieces = segmenter.segment(paragraph)
     sentences, pending = [], ""
-    for piece in pieces:
+    for i, piece in enumerate(pieces):
         pending += piece
-        if pending[-1:].isspace() or piece is pieces[-1]:
+        if pending[-1:].isspace() or i == len(pieces) - 1:
             sentences.append(pending.strip())
             pending = ""
     return [s for s in sentences if s]

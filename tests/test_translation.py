@@ -650,6 +650,7 @@ def test_paragraph_parts_keep_markers_addresses_and_emoji_and_read_text_as_sente
         (".", None)]
     assert read("I LOVE YOU SO MUCH!") == [("I LOVE YOU SO MUCH!", "I love you so much!")]
     assert read("i think i'm late") == [("i think i'm late", "I think I'm late.")]
+    assert read("so did i, i.e. the i-th one") == [("so did i, i.e. the i-th one", "So did I, i.e. the i-th one.")]
     assert read("je t'aime", "fr") == [("je t'aime", "Je t'aime.")]
     assert read("사랑해 ㅋㅋ", "ko") == [("사랑해 ㅋㅋ", "사랑해 ㅋㅋ")]  # Korean: as it is
     assert read("NASA is great.") == [("NASA is great.", "NASA is great.")]
