@@ -85,6 +85,7 @@ class TranslateOptions:
     max_length_ratio: float = 2.0  # target pieces allowed per source piece (+ 10)
     no_repeat_ngram: int = 3  # block repeating any n-gram of this size (0 = off)
     replace_unknown: bool = True  # copy the most-attended source piece for <unk>
+    copy_numbers: bool = True  # write each output number as the source number it attends to most
     # When a beam search stops: "current" (no alive beam beats the best finished one at its next length)
     # or "exact" (at no reachable length); see nlpcore.decoding.beam_search.
     stopping: str = "current"

@@ -436,7 +436,7 @@ class TranslationModel:
 
     def to_hypothesis(self, found: "SearchHypothesis", source_pieces: Sequence[str],
                       options: TranslateOptions) -> Hypothesis:
-        from .decoding import replace_unknown
+        from .decoding import copy_numbers, replace_unknown
 
         ids = list(found.ids)
         pieces = [self.target_tokenizer.id_to_piece(i) for i in ids]
@@ -448,6 +448,8 @@ class TranslationModel:
             text = self.target_tokenizer.decode_pieces(pieces)
         else:
             text = self.target_tokenizer.decode(ids)
+        if options.copy_numbers:
+            text = copy_numbers(source_pieces, pieces, attention) or text
         return Hypothesis(text=text, score=float(found.score), pieces=tuple(pieces), attention=attention)
 
     def translate_sentences(self, sentences: Sequence[str], options: TranslateOptions = TranslateOptions(),

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from nlpcore.decoding import (
     SearchHypothesis,
     beam_search,
+    copy_numbers,
     gather_state,
     greedy_search,
     length_penalty,
@@ -600,6 +601,44 @@ def test_replace_unknown_on_a_search_result():
     source = [f"▁s{i}" for i in range(SOURCE_LENGTH)]
     pieces = replace_unknown(best.ids, best.attention, source, ["▁a", "<unk>"])
     assert pieces == ["▁a", source[attention_position((A,))]]
+
+
+def looking_at(rows, columns):
+    """Attention [len(rows), columns]: row t looks at source position rows[t] (None: everywhere alike)."""
+    attention = np.full((len(rows), columns), 0.02)
+    for t, position in enumerate(rows):
+        if position is not None:
+            attention[t, position] = 1.0
+    return attention / attention.sum(1, keepdims=True)
+
+
+def test_copy_numbers_writes_the_attended_source_numbers():
+    source = ["▁at", "▁5", ":", "3", "0", "."]  # "at 5:30."
+    target = ["▁à", "▁5", "0", "h", "3", "0", "."]  # "à 50h30."
+    # "50" looks at the 5 and also at the 30; the 30 looks at the 30: each source number is used once
+    attention = looking_at([0, 1, 3, None, 3, 4, 5], len(source))
+    attention[2, 3] = attention[2, 1] = 0.45
+    assert copy_numbers(source, target, attention) == "à 5h30."
+    # the digits' owner: "1,250" spelled "110" looking at it
+    source, target = ["▁costs", "▁1", ",", "250", "."], ["▁coûte", "▁1", "10", "."]
+    assert copy_numbers(source, target, looking_at([0, 1, 3, 4], 5)) == "coûte 1,250."
+    # thousands grouped as the target groups them
+    source, target = ["▁about", "▁100", "▁000", "."], ["▁about", "▁10", ",", "000", "."]
+    assert copy_numbers(source, target, looking_at([0, 1, 2, 2, 3], 4)) == "about 100,000."
+
+
+def test_copy_numbers_keeps_what_says_the_same_and_leaves_what_it_cannot_pair():
+    source = ["▁after", "▁2", ":", "30", "."]
+    other_clock = ["▁après", "▁14", "h", "30", "."]
+    assert copy_numbers(source, other_clock, looking_at([0, 1, 2, 3, 4], 5)) == "après 14h30."
+    source, spaced = ["▁pay", "▁1", ",", "250", "."], ["▁payer", "▁1", "▁250", "."]
+    assert copy_numbers(source, spaced, looking_at([0, 1, 3, 4], 5)) == "payer 1 250."  # the same digits
+    one_number, two_numbers = ["▁at", "▁5", "."], ["▁à", "▁5", "h", "30", "."]
+    assert copy_numbers(one_number, two_numbers, looking_at([0, 1, 1, 1, 2], 3)) is None
+    assert copy_numbers(["▁hello", "."], ["▁5", "."], looking_at([0, 1], 2)) is None  # no source number
+    assert copy_numbers(["▁5", "."], ["▁bonjour", "."], looking_at([0, 1], 2)) is None  # no target number
+    assert copy_numbers(["▁5", "."], ["▁6", "."], None) is None
+    assert copy_numbers(["▁5", "<0xE2>", "."], ["▁6", "."], looking_at([0, 2], 3)) is None  # byte pieces
 
 
 # ---------------------------------------------------------------- state and helpers

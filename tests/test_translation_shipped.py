@@ -57,6 +57,13 @@ def test_chat_style_input_reads_as_the_sentence_it_means(translator):
     assert translator.translate("je t'aime", "fr", "en").text == translator.translate("Je t'aime.", "fr", "en").text[:-1]
 
 
+def test_numbers_come_through_as_written(translator):
+    for text, number in [("It costs 1,250 dollars.", "1,250"), ("Call me at 555-1234.", "1234"),
+                         ("Room 404 is on the 4th floor.", "404")]:
+        assert number in translator.translate(text, "en", "fr").text
+    assert "5678" in translator.translate("내 전화번호는 010-1234-5678이야.", "ko", "en").text
+
+
 def test_list_markers_addresses_and_emoji_are_kept(translator):
     out = translator.translate("1. I love you. 😀\n2. Thank you: https://example.com/thanks?x=1", "en", "fr").text
     first, second = out.split("\n")

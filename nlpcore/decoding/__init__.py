@@ -8,7 +8,8 @@ documented in :mod:`nlpcore.decoding.step`; state is a nest of [N, ...] arrays
 that the searches reorder with :func:`gather_state`.
 
 * :mod:`~nlpcore.decoding.search` — :func:`greedy_search`, :func:`beam_search`
-  → :class:`SearchHypothesis` records; :func:`replace_unknown` for ``<unk>``.
+  → :class:`SearchHypothesis` records; :func:`replace_unknown` for ``<unk>``,
+  :func:`copy_numbers` for numbers.
 * :mod:`~nlpcore.decoding.samplers` — :func:`get_sampler` by name (``"greedy"``,
   ``"temperature"``, ``"top_k"``, ``"top_p"``); ``Sampler.sample`` streams
   :class:`SampledToken` records and stops on ``</s>``, length or a cancel flag.
@@ -32,6 +33,7 @@ from .search import (
     LENGTH_NORMALIZATIONS,
     SearchHypothesis,
     beam_search,
+    copy_numbers,
     greedy_search,
     length_penalty,
     replace_unknown,

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
+import re
 from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence, Union
 
@@ -122,6 +124,77 @@ def replace_unknown(
     for t in unknown:
         pieces[t] = source_pieces[int(np.argmax(weights[t]))]
     return pieces
+
+
+# A number: digits with . or , between groups, or thousands apart by (narrow, no-break) spaces (French).
+_NUMBER = re.compile(r"\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)*")
+
+
+def _same_number(target: str, source: str) -> bool:
+    """Whether a target number says what the source number says: the same digits
+    (another way of writing it: ``100,000`` for ``100 000``), or the same hour on
+    the other clock (``14h30`` for ``2:30``)."""
+    digits = re.sub(r"\D", "", target), re.sub(r"\D", "", source)
+    if digits[0] == digits[1]:
+        return True
+    return target.isdigit() and source.isdigit() and abs(int(target) - int(source)) == 12 \
+        and max(int(target), int(source)) <= 24
+
+
+def _spelled(pieces: Sequence[str]) -> tuple[str, list[int]]:
+    """The text SentencePiece pieces spell (``▁`` a space, the first one dropped)
+    and, for each of its characters, the index of the piece it comes from."""
+    text, owner = "", []
+    for index, piece in enumerate(pieces):
+        part = piece.replace("\u2581", " ")
+        text += part
+        owner += [index] * len(part)
+    if text.startswith(" "):
+        text, owner = text[1:], owner[1:]
+    return text, owner
+
+
+def copy_numbers(
+    source_pieces: Sequence[str],
+    target_pieces: Sequence[str],
+    attention: Optional[np.ndarray],
+) -> Optional[str]:
+    """The text of ``target_pieces`` with each number (digits, with ``.`` or
+    ``,`` between groups) written as the source number its pieces attend to
+    most, each source number used once (the assignment with the most attention):
+    a small model often gets a number's digits wrong (``5:30`` → ``50h30``,
+    ``1,250`` → ``110``) while it looks at the right place. A number that says
+    the same in another way (:func:`_same_number`) is kept. None when nothing is
+    to be done: no attention, no number on a side, more numbers in the target
+    than in the source (``1,250`` → ``1 250`` stays), or byte pieces, whose text
+    is not theirs. attention: [T, S ≥ len(source_pieces)].
+    """
+    if attention is None or any(p.startswith("<") and p.endswith(">") for p in (*source_pieces, *target_pieces)):
+        return None
+    source_text, source_owner = _spelled(source_pieces)
+    numbers = [(m.group(), sorted({source_owner[i] for i in range(m.start(), m.end())}))
+               for m in _NUMBER.finditer(source_text)]
+    target_text, target_owner = _spelled(target_pieces)
+    found = list(_NUMBER.finditer(target_text))
+    if not numbers or not found:
+        return None
+    if len(found) > len(numbers) or math.perm(len(numbers), len(found)) > 40_320:
+        return None
+    weights = np.asarray(attention)[:, : len(source_pieces)]
+    # mass[i, n]: how much target number i attends to source number n
+    mass = np.array([[weights[sorted({target_owner[i] for i in range(m.start(), m.end())})][:, pieces].sum()
+                      for _, pieces in numbers] for m in found])
+    chosen = max(itertools.permutations(range(len(numbers)), len(found)),
+                 key=lambda assignment: mass[np.arange(len(found)), list(assignment)].sum())
+    out, position = [], 0
+    for match, n in zip(found, chosen):
+        target, source = match.group(), numbers[n][0]
+        if not _same_number(target, source):
+            separator = re.search(r"\d([,\s])\d{3}", target)  # the target's way of grouping thousands
+            target = re.sub(r"(?<=\d)[ \u00a0\u202f](?=\d{3})", separator.group(1), source) if separator else source
+        out += [target_text[position : match.start()], target]
+        position = match.end()
+    return "".join(out) + target_text[position:]
 
 
 # ---------------------------------------------------------------- shared helpers
