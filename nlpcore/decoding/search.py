@@ -169,7 +169,8 @@ def copy_numbers(
     than in the source (``1,250`` → ``1 250`` stays), or byte pieces, whose text
     is not theirs. attention: [T, S ≥ len(source_pieces)].
     """
-    if attention is None or any(p.startswith("<") and p.endswith(">") for p in (*source_pieces, *target_pieces)):
+    if attention is None or not any(ch.isdigit() for piece in target_pieces for ch in piece) \
+            or any(p.startswith("<") and p.endswith(">") for p in (*source_pieces, *target_pieces)):
         return None
     source_text, source_owner = _spelled(source_pieces)
     numbers = [(m.group(), sorted({source_owner[i] for i in range(m.start(), m.end())}))
