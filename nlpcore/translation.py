@@ -27,7 +27,7 @@ import numpy as np
 from .inference import blas_threads, pad_batch
 from .numpy_rnn import log_softmax
 from .services import DEFAULT_LENGTH_PENALTY, Hypothesis, TranslateOptions, Translation
-from .text import count_scripts
+from .text import count_scripts, is_latin
 from .tokenizer import BOS_ID, EOS_ID, UNK_ID, normalize
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def _model_text(text: str, language: str, sentence_start: bool) -> tuple[str, bo
         text = _ENGLISH_I.sub("I", text)
     if sentence_start or upper:
         first = next((i for i, ch in enumerate(text) if ch.isalpha()), None)
-        if first is not None and text[first].islower() and count_scripts(text[first]).latin:
+        if first is not None and text[first].islower() and is_latin(text[first]):
             text = text[:first] + text[first].upper() + text[first + 1 :]
     closed = latin and not text.rstrip(_CLOSING).endswith(_FINAL)
     return (text + "." if closed else text), upper, closed
@@ -670,8 +670,7 @@ class Translator:
                 paragraphs.append((line, separator))
             hypotheses.append(Hypothesis(text=_join(paragraphs),
                                          score=float(np.mean(scores)) if scores else 0.0,
-                                         pieces=tuple(pieces),
-                                         attention=_block_diagonal(blocks) if blocks else np.zeros((0, 0), np.float32)))
+                                         pieces=tuple(pieces), attention=_block_diagonal(blocks)))
         return Translation(source=text, src_lang=src, tgt_lang=tgt, hypotheses=tuple(hypotheses),
                            source_pieces=tuple(source_pieces), model=name,
                            timings=timings)
