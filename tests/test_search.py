@@ -633,13 +633,32 @@ def test_copy_numbers_keeps_what_says_the_same_and_leaves_what_it_cannot_pair():
     assert copy_numbers(source, other_clock, looking_at([0, 1, 2, 3, 4], 5)) == "après 14h30."
     source, spaced = ["▁pay", "▁1", ",", "250", "."], ["▁payer", "▁1", "▁250", "."]
     assert copy_numbers(source, spaced, looking_at([0, 1, 3, 4], 5)) == "payer 1 250."  # the same digits
-    one_number, two_numbers = ["▁at", "▁5", "."], ["▁à", "▁5", "h", "30", "."]
-    assert copy_numbers(one_number, two_numbers, looking_at([0, 1, 1, 1, 2], 3)) is None
+    one_number, two_numbers = ["▁5", "▁and", "▁7", "."], ["▁5", "▁,", "▁6", "▁et", "▁7", "."]
+    assert copy_numbers(one_number, two_numbers, looking_at([1, 1, 2, 2, 3, 3], 4)) is None
     assert copy_numbers(["▁hello", "."], ["▁5", "."], looking_at([0, 1], 2)) is None  # no source number
     assert copy_numbers(["▁5", "."], ["▁bonjour", "."], looking_at([0, 1], 2)) is None  # no target number
     assert copy_numbers(["▁5", "."], ["▁6", "."], None) is None
     assert copy_numbers(["▁5", "<0xE2>", "."], ["▁6", "."], looking_at([0, 2], 3)) is None  # byte pieces
 
+
+
+def test_copy_numbers_reads_a_time_of_day_as_one_number():
+    # minutes the source does not have are dropped, in the target's clock style
+    assert copy_numbers(["▁at", "▁5", "."], ["▁à", "▁5", "h", "30", "."], looking_at([0, 1, 1, 1, 2], 3)) == "à 5h."
+    assert copy_numbers(["▁3", "시에", "▁만나요", "."], ["▁at", "▁3", ":", "30", "."],
+                        looking_at([0, 0, 0, 0, 3], 4)) == "at 3."
+    # a time on the hour, the hour alone, or the same time on the other clock say the same
+    assert copy_numbers(["▁at", "▁5", "."], ["▁à", "▁17", "h", "00", "."],
+                        looking_at([0, 1, 1, 1, 2], 3)) == "à 17h00."
+    assert copy_numbers(["▁at", "▁3", ":", "30", "."], ["▁à", "▁3", "▁heures", "."],
+                        looking_at([0, 1, 1, 4], 5)) == "à 3 heures."
+    # a Korean time: its minutes kept into English, and written the Korean way from English
+    assert copy_numbers(["▁3", "시", "▁30", "분에", "."], ["▁at", "▁3", ":", "00", "."],
+                        looking_at([0, 0, 0, 2, 4], 5)) == "at 3:30."
+    assert copy_numbers(["▁at", "▁4", ":", "15", "."], ["▁4", "시", "▁50", "분에", "."],
+                        looking_at([1, 1, 3, 3, 4], 5)) == "4시 15분에."
+    assert copy_numbers(["▁3", "시", "▁30", "분에", "."], ["▁at", "▁3", ":", "30", "."],
+                        looking_at([0, 0, 0, 2, 4], 5)) == "at 3:30."
 
 # ---------------------------------------------------------------- state and helpers
 Pair = namedtuple("Pair", "h c")

@@ -126,19 +126,71 @@ def replace_unknown(
     return pieces
 
 
-# A number: digits with . or , between groups, or thousands apart by (narrow, no-break) spaces (French).
-_NUMBER = re.compile(r"\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)*")
+# A time of day (5:30, 14h30, 14h0 as a small model may write it, 3시 30분) is one number;
+# otherwise digits with . or , between groups, or thousands apart by (narrow, no-break)
+# spaces (French).
+_CLOCK = r"\d{1,2}(?::\d{2}|h\d{1,2})(?!\d)|\d{1,2}시 ?\d{1,2}분"
+_NUMBER = re.compile(rf"(?<!\d)(?:{_CLOCK})|\d{{1,3}}(?:[ \u00a0\u202f]\d{{3}})+(?:[.,]\d+)?|\d+(?:[.,]\d+)*")
+
+
+def _clock(number: str) -> Optional[tuple[int, int, str]]:
+    """(hour, minute, style) of a time of day, style ``:``, ``h`` or ``시``; None for other numbers."""
+    match = re.fullmatch(r"(\d{1,2})(:|h|시 ?)(\d{1,2})분?", number)
+    return (int(match[1]), int(match[3]), match[2].strip()) if match else None
+
+
+def _hour(number: str) -> Optional[int]:
+    """The hour a time of day or a bare number can name (up to 24), else None."""
+    clock = _clock(number)
+    hour = clock[0] if clock else int(number) if number.isdigit() else None
+    return hour if hour is not None and hour <= 24 else None
+
+
+def _same_hour(target: str, source: str) -> bool:
+    target_hour, source_hour = _hour(target), _hour(source)
+    return target_hour is not None and source_hour is not None and (
+        target_hour == source_hour or abs(target_hour - source_hour) == 12)
 
 
 def _same_number(target: str, source: str) -> bool:
     """Whether a target number says what the source number says: the same digits
-    (another way of writing it: ``100,000`` for ``100 000``), or the same hour on
-    the other clock (``14h30`` for ``2:30``)."""
-    digits = re.sub(r"\D", "", target), re.sub(r"\D", "", source)
-    if digits[0] == digits[1]:
-        return True
-    return target.isdigit() and source.isdigit() and abs(int(target) - int(source)) == 12 \
-        and max(int(target), int(source)) <= 24
+    (another way of writing it: ``100,000`` for ``100 000``), or the same time on
+    either clock (``14h30`` for ``2:30``, ``17`` for ``5``). A bare hour says a
+    time (``3`` for ``3:30``: the minutes may be words, *et demie*), and a time on
+    the hour says a bare hour (``5h00`` for ``5``); other minutes do not (``5h30``
+    for ``5``)."""
+    target_clock, source_clock = _clock(target), _clock(source)
+    if target_clock is None and source_clock is None:
+        return re.sub(r"\D", "", target) == re.sub(r"\D", "", source) or _same_hour(target, source)
+    if not _same_hour(target, source):
+        return False
+    if target_clock and source_clock:
+        return target_clock[1] == source_clock[1]
+    return target_clock is None or target_clock[1] == 0
+
+
+def _rewritten(target: str, source: str) -> str:
+    """``source`` written as the target writes its numbers: a time in the target's
+    clock style (``5h30``, ``5:30``, ``5시 30분``; a bare hour ``5h``, ``5``,
+    ``5시``, or ``5:00`` where the target was on the hour), thousands with the
+    target's separator."""
+    target_clock, source_clock = _clock(target), _clock(source)
+    if target_clock:
+        hour = source_clock[0] if source_clock else _hour(source)
+        if hour is None:
+            return source
+        # the source's minutes; for a bare hour, the target's own only when on the hour (21 → 21:00)
+        minute = source_clock[1] if source_clock else 0 if target_clock[1] == 0 else None
+        style = target_clock[2]
+        if style == "시":
+            return f"{hour}시" + (f" {minute}분" if minute is not None else "")
+        if minute is None:
+            return f"{hour}h" if style == "h" else str(hour)
+        return f"{hour}{style}{minute:02d}"
+    if source_clock and source_clock[2] == "시":  # a Korean time into a language that writes 5:30
+        return f"{source_clock[0]}:{source_clock[1]:02d}"
+    separator = re.search(r"\d([,\s])\d{3}", target)  # the target's way of grouping thousands
+    return re.sub(r"(?<=\d)[ \u00a0\u202f](?=\d{3})", separator.group(1), source) if separator else source
 
 
 def _spelled(pieces: Sequence[str]) -> tuple[str, list[int]]:
@@ -191,8 +243,7 @@ def copy_numbers(
     for match, n in zip(found, chosen):
         target, source = match.group(), numbers[n][0]
         if not _same_number(target, source):
-            separator = re.search(r"\d([,\s])\d{3}", target)  # the target's way of grouping thousands
-            target = re.sub(r"(?<=\d)[ \u00a0\u202f](?=\d{3})", separator.group(1), source) if separator else source
+            target = _rewritten(target, source)
         out += [target_text[position : match.start()], target]
         position = match.end()
     return "".join(out) + target_text[position:]
