@@ -33,17 +33,46 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int = 3) -> dict[str, 
     """Wall-clock milliseconds of ``fn``: p50, p90 and mean over ``repeats`` calls."""
     for _ in range(warmup):
         fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
+    return summary([_milliseconds(fn) for _ in range(repeats)])
+
+
+def paired(fast: Callable[[Any], object], slow: Callable[[Any], object], items: Sequence[Any],
+           warmup: int = 2) -> dict[str, Any]:
+    """Both paths on the same ``items``, one call each, taking turns, so that a
+    sentence's length or a busy moment of the machine weighs on both alike.
+
+    Returns ``fast`` and ``slow`` (each :func:`summary` of its calls),
+    ``speedup_p50`` (slow p50 / fast p50) and ``speedup_per_item_median`` (the
+    median over the items of slow / fast time). The first ``warmup`` items run
+    through both first and are not counted.
+    """
+    for item in items[:warmup]:
+        fast(item)
+        slow(item)
+    fast_ms, slow_ms = [], []
+    for item in items[warmup:]:
+        fast_ms.append(_milliseconds(lambda: fast(item)))
+        slow_ms.append(_milliseconds(lambda: slow(item)))
+    fast_summary, slow_summary = summary(fast_ms), summary(slow_ms)
+    return {"fast": fast_summary, "slow": slow_summary,
+            "speedup_p50": round(slow_summary["p50_ms"] / fast_summary["p50_ms"], 1),
+            "speedup_per_item_median": round(statistics.median(s / f for f, s in zip(fast_ms, slow_ms)), 1)}
+
+
+def _milliseconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000
+
+
+def summary(samples: Sequence[float]) -> dict[str, float]:
+    """p50, p90 and mean of millisecond ``samples``, and their count."""
+    samples = sorted(samples)
     return {
         "p50_ms": round(statistics.median(samples), 3),
         "p90_ms": round(samples[int(0.9 * (len(samples) - 1))], 3),
         "mean_ms": round(statistics.fmean(samples), 3),
-        "calls": repeats,
+        "calls": len(samples),
     }
 
 

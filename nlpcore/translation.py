@@ -724,9 +724,10 @@ def benchmark(src: str = "en", tgt: str = "fr", bulk_lines: int = 2000, repeats:
 
     Sentences are drawn from the validation side of the model's corpus split.
     Records: the NumPy decoder step for 5 rows, one sentence with beam 5
-    through the service (p50/p90), the same searches through
-    :class:`KerasStepDecoder` (``predict`` per step; with the model's
-    reranking, one ``predict`` of the channel model for the hypotheses), the speed-up, and
+    through the service (p50/p90), then 30 other sentences through the service
+    and through :class:`KerasStepDecoder` in turn (the same search, ``predict``
+    per step; with the model's reranking, one ``predict`` of the channel model
+    for the hypotheses) and the speed-up on them (:func:`bench.paired`), and
     ``bulk_lines`` sentences through the command-line function in a fresh
     process (whole-process seconds).
     """
@@ -768,12 +769,10 @@ def benchmark(src: str = "en", tgt: str = "fr", bulk_lines: int = 2000, repeats:
                                                        repeats)
 
     naive = KerasStepDecoder(model.keras_model, model.model_config)
-    cycle = iter(sentences * 100)
-
     weight = model.reranking_weight(options)
 
-    def naive_translate():  # the same search and reranking, each model run through Keras
-        ids = model.source_tokenizer.encode(next(cycle))
+    def naive_translate(sentence: str):  # the same search and reranking, each model run through Keras
+        ids = model.source_tokenizer.encode(sentence)
         source = pad_batch([ids])
         limit = int(min(options.max_length_ratio * source.shape[1] + 10, model.model_config.max_target_length))
         found = beam_search(naive.step, [BOS_ID], naive.start(source), 5, limit,
@@ -785,9 +784,12 @@ def benchmark(src: str = "en", tgt: str = "fr", bulk_lines: int = 2000, repeats:
                                  lambda s, t: keras_log_prob(model.channel.keras_model, s, t))
         return found
 
-    record["naive_predict_per_step_beam5"] = bench.timed(naive_translate, max(5, repeats // 10), warmup=2)
-    record["speedup_p50"] = round(record["naive_predict_per_step_beam5"]["p50_ms"]
-                                  / record["service_beam5_one_sentence"]["p50_ms"], 1)
+    compared = bench.paired(lambda sentence: translator.translate(sentence, src, tgt, options), naive_translate,
+                            sentences[-32:])
+    record["service_beam5_naive_sentences"] = compared["fast"]
+    record["naive_predict_per_step_beam5"] = compared["slow"]
+    record["speedup_p50"] = compared["speedup_p50"]
+    record["speedup_per_sentence_median"] = compared["speedup_per_item_median"]
 
     code = ("import sys, argparse; from nlpcore.translation import cli_translate; "
             f"sys.exit(cli_translate(argparse.Namespace(src={src!r}, tgt={tgt!r}, beam=5, json=False, texts=[])))")
