@@ -77,23 +77,24 @@ class Matrix:
     """A constant weight matrix w [K, N] for products ``x @ w`` with a few rows at a time.
 
     OpenBLAS multiplies a handful of rows (the beams of one sentence) by a
-    deep matrix two to three times slower than by the same matrix cut into
-    column blocks of at most 256 KB: 5 rows by 768 × 2,048 take 0.53 ms whole
-    and 0.22 ms in 32 blocks of 64 columns (measured on the 2-core CI
-    machine; a 256-deep matrix gains little alone, but in a decoder step,
-    where the other weights evict it from the cache, it gains too). One row
-    (a matrix-vector product) and more than 8 rows run as fast or faster on
-    the whole matrix. :meth:`product` picks by the number of rows; the
-    blocks are contiguous copies made once.
+    matrix two to three times slower whole than cut into column blocks of 64
+    columns: 5 rows by 768 × 2,048 take 0.53 ms whole and 0.22 ms in 32
+    blocks (measured on the 2-core CI machine). Narrow blocks pay even for a
+    shallow matrix in a decoder step, where the other weights evict it from
+    the cache: translate-en-fr's step (960 × 2,560, 1,280 × 640, 640 × 320
+    and 320 × 8,000) took 2.06 ms with its output matrix in blocks of 192
+    columns and 1.49 ms in blocks of 64 (the same four products in a loop:
+    32, 48, 96 or 128 columns were slower than 64). One row (a matrix-vector product) and more than 8 rows
+    run as fast or faster on the whole matrix. :meth:`product` picks by the
+    number of rows; the blocks are contiguous copies made once.
     """
 
-    BLOCK_BYTES = 256 << 10
+    COLUMNS = 64
     BLOCKED_ROWS = range(2, 9)
 
     def __init__(self, w: np.ndarray):
         self.whole = np.ascontiguousarray(w, dtype=np.float32)
-        depth, width = self.whole.shape
-        columns = max(64, self.BLOCK_BYTES // (4 * depth) // 64 * 64)
+        width, columns = self.whole.shape[1], self.COLUMNS
         self.blocks = (
             [np.ascontiguousarray(self.whole[:, start : start + columns]) for start in range(0, width, columns)]
             if width > columns else []

@@ -87,10 +87,13 @@ def test_matrix_product_in_column_blocks_equals_the_whole_product(rows):
     np.testing.assert_allclose(matrix.product(np.asfortranarray(x)), product, rtol=1e-5, atol=1e-5)
 
 
-def test_matrix_keeps_a_narrow_matrix_whole():
-    w = np.ones((256, 256), np.float32)  # the 256 KB block is 256 columns wide: nothing to cut
+def test_matrix_keeps_a_narrow_matrix_whole_and_cuts_a_shallow_wide_one():
+    w = np.ones((256, 64), np.float32)  # one block's width: nothing to cut
     assert Matrix(w).blocks == []
-    np.testing.assert_allclose(Matrix(w).product(np.ones((5, 256), np.float32)), np.full((5, 256), 256.0))
+    np.testing.assert_allclose(Matrix(w).product(np.ones((5, 256), np.float32)), np.full((5, 64), 256.0))
+    shallow = Matrix(np.ones((320, 8000), np.float32))  # an output matrix: cut like a deep one
+    assert len(shallow.blocks) == 125
+    np.testing.assert_allclose(shallow.product(np.ones((5, 320), np.float32)), np.full((5, 8000), 320.0))
 
 
 @pytest.mark.parametrize("shape", [(7, 5), (3, 4, 5), (2, 3, 4, 5)])
