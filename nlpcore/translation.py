@@ -587,6 +587,22 @@ class Translator:
                                + (": " + "; ".join(errors) if errors else " (none is installed)"))
         return cls(models)
 
+    @classmethod
+    def for_direction(cls, src: str, tgt: str) -> "Translator":
+        """Only the ``translate-<src>-<tgt>`` package, for work in one direction (each
+        package loaded costs its hashing and its Keras model); where it is not
+        installed, every installed package, so that the error names the directions there are."""
+        from .packages import PackageError, find_package
+
+        name = f"{PACKAGE_PREFIX}{src}-{tgt}"
+        try:
+            find_package(name)
+        except PackageError:
+            translator = cls.load()
+            translator.model(src, tgt)  # another package may translate this way; else the error says which do
+            return translator
+        return cls.load([name])
+
     @property
     def directions(self) -> list[tuple[str, str]]:
         """(source, target) language codes that can be translated, e.g. ``("en", "fr")``."""
@@ -691,7 +707,7 @@ def cli_translate(args) -> int:
 
     try:
         options = TranslateOptions(beam_size=max(1, int(getattr(args, "beam", 5) or 1)))
-        translator = Translator.load()
+        translator = Translator.for_direction(args.src, args.tgt)
         translator.model(args.src, args.tgt)
     except (PackageError, ValueError) as exc:
         sys.stderr.write(f"nlpcore: {exc}\n")
@@ -741,13 +757,11 @@ def benchmark(src: str = "en", tgt: str = "fr", bulk_lines: int = 2000, repeats:
     from . import bench
     from . import data as corpora
     from .decoding import beam_search, tile_state
-    from .train.translation import TranslationTrainConfig, in_validation
+    from .train.translation import in_validation
 
-    translator = Translator.load()
+    translator = Translator.for_direction(src, tgt)
     model = translator.model(src, tgt)
-    from .packages import find_package, load_package
-
-    config = load_package(find_package(model.name)).config(TranslationTrainConfig)
+    config = model.train_config
     pairs = corpora.read_parallel(corpora.corpus_path(config.corpus), config.source, config.target)
     held_out = [p.source for p in pairs if in_validation(config, p)]
     rng = np.random.default_rng(0)

@@ -186,3 +186,13 @@ def test_french_directions_have_no_channel_and_a_missing_one_is_a_warning(transl
         assert TranslationModel.load_channel("translate-xx-yy") is None
     with pytest.raises(ValueError, match="channel_weight"):
         TranslateOptions(channel_weight=-0.5)
+
+
+def test_one_direction_loads_its_package_alone_and_a_missing_one_names_those_installed():
+    from nlpcore.packages import PackageError
+
+    translator = Translator.for_direction("fr", "en")
+    assert translator.models == ["translate-fr-en"]
+    assert "love" in translator.translate("Je t'aime.", "fr", "en").text.lower()
+    with pytest.raises(PackageError, match=r"no translation model for fr→ko is installed \(installed: .*en→fr"):
+        Translator.for_direction("fr", "ko")
